@@ -1,0 +1,45 @@
+# genai-cdk developer entry points. `make demo` and `make test` set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export AWS_EC2_METADATA_DISABLED := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test test-all lint clean
+
+## setup: .venv with the project and its core, runtime, lambdas and dev extras; the CDK CLI in node_modules
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+# torch first, pinned: the CPU build on disk, never a multi-GB CUDA download pulled in by a range.
+$(PY_STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[runtime,lambdas,dev]"
+	$(PIP) check
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## demo: synthesize every environment with the CDK CLI, run cdk-nag and cfn-lint, print a summary
+demo: setup
+	$(PY) -m cdk_app.demo
+
+## test: the whole test suite
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf cdk.out .pytest_cache

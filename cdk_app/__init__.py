@@ -1,0 +1,1 @@
+"""The deployable genai-cdk app: one set of stacks per environment (dev, staging, prod)."""

@@ -1,0 +1,44 @@
+"""Build the shipped app for one environment (``cdk synth|deploy -c env=NAME``)."""
+
+from __future__ import annotations
+
+import os
+
+from aws_cdk import App, Environment, Stack, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from .config import EnvironmentConfig, load_environment
+from .stacks import InferenceStack, NetworkStack
+
+DEFAULT_ENVIRONMENT = "dev"
+
+
+def stack_environment(config: EnvironmentConfig) -> Environment:
+    """Account/region from the config, else the CLI's ``CDK_DEFAULT_*``; no credentials are needed."""
+    return Environment(
+        account=config.account or os.environ.get("CDK_DEFAULT_ACCOUNT"),
+        region=config.region or os.environ.get("CDK_DEFAULT_REGION"),
+    )
+
+
+def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
+    env = stack_environment(config)
+    prefix = f"genai-{config.name}"
+    common = dict(env=env, termination_protection=config.termination_protection)
+    network = NetworkStack(app, f"{prefix}-network", config=config,
+                           description=f"genai-cdk {config.name}: VPC and flow logs", **common)
+    inference = InferenceStack(app, f"{prefix}-inference", config=config, vpc=network.vpc,
+                               description=f"genai-cdk {config.name}: LMI endpoints, alarms, dashboard", **common)
+    for key, value in config.tags.items():
+        Tags.of(app).add(key, value)
+    return [network, inference]
+
+
+def build_app(app: App | None = None, env_name: str | None = None) -> tuple[App, list[Stack]]:
+    """Create the stacks of ``env_name`` (default: the ``env`` context, else dev) with cdk-nag attached."""
+    app = app or App()
+    env_name = env_name or app.node.try_get_context("env") or DEFAULT_ENVIRONMENT
+    config = load_environment(env_name)
+    stacks = build_stacks(app, config)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+    return app, stacks

@@ -1,0 +1,255 @@
+"""Typed, validated configuration of one deployment environment (``environments/NAME.yaml``).
+
+Every model forbids unknown keys, so a misspelled key fails synth with its path named, and the
+values that feed a construct are checked by building the construct's own value objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from aws_cdk import Duration
+from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScaling, instance_spec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .environments import ENVIRONMENTS_DIR, available_environments
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or holds a bad value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkConfig(_Strict):
+    cidr: str = "10.0.0.0/16"
+    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    nat_gateways: int = Field(1, ge=1, le=6)
+    flow_log_retention_days: int = Field(90, ge=1)
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs keeps logs for one of {LOG_RETENTION_DAYS} days")
+        return value
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        network = ipaddress.ip_network(value, strict=True)
+        if network.prefixlen > 20:
+            raise ValueError(f"{value} leaves too little room for subnets; use a /20 or larger block")
+        return value
+
+    @model_validator(mode="after")
+    def _nat_fits(self) -> NetworkConfig:
+        if self.nat_gateways > len(self.availability_zones):
+            raise ValueError(
+                f"nat_gateways={self.nat_gateways} exceeds the {len(self.availability_zones)} availability_zones"
+            )
+        return self
+
+
+class ModelLocation(_Strict):
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field(min_length=1)
+
+
+class OptionsConfig(_Strict):
+    tensor_parallel_degree: int | None = None
+    rolling_batch: Literal["auto", "vllm", "lmi-dist", "tnx", "disable"] = "auto"
+    max_rolling_batch_size: int = 32
+    dtype: Literal["auto", "fp16", "bf16", "fp32"] = "fp16"
+    max_model_len: int | None = None
+    n_positions: int | None = None
+    compiled_graph_path: str | None = None
+    neuron_optimize_level: int | None = None
+    model_loading_timeout_seconds: int = 1800
+
+    def build(self) -> LmiOptions:
+        values = self.model_dump()
+        values["model_loading_timeout"] = values.pop("model_loading_timeout_seconds")
+        return LmiOptions(**values)
+
+    @model_validator(mode="after")
+    def _valid(self) -> OptionsConfig:
+        self.build()  # raises the construct's own ValueError, which pydantic reports with this path
+        return self
+
+
+class VariantConfig(_Strict):
+    name: str
+    weight: float = 1.0
+    instance_count: int = Field(1, ge=1)
+    instance_type: str | None = None
+    model_prefix: str | None = None
+    """A different model prefix in the same bucket (the B of an A/B test)."""
+
+
+class AutoscalingConfig(_Strict):
+    min_capacity: int = Field(1, ge=1)
+    max_capacity: int = Field(4, ge=1)
+    target_invocations_per_instance: int = Field(1000, ge=1)
+    scale_in_cooldown_seconds: int = Field(300, ge=0)
+    scale_out_cooldown_seconds: int = Field(60, ge=0)
+    step_scaling: bool = False
+
+    def build(self) -> Autoscaling:
+        return Autoscaling(
+            min_capacity=self.min_capacity,
+            max_capacity=self.max_capacity,
+            target_invocations_per_instance=self.target_invocations_per_instance,
+            scale_in_cooldown=Duration.seconds(self.scale_in_cooldown_seconds),
+            scale_out_cooldown=Duration.seconds(self.scale_out_cooldown_seconds),
+            step_scaling=StepScaling() if self.step_scaling else None,
+        )
+
+    @model_validator(mode="after")
+    def _valid(self) -> AutoscalingConfig:
+        self.build()
+        return self
+
+
+class RolloutConfig(_Strict):
+    strategy: Literal["all_at_once", "canary", "linear", "rolling"] = "all_at_once"
+    percent: int | None = None
+    wait_minutes: int = Field(5, ge=0, le=60)
+    bake_minutes: int = Field(5, ge=0, le=60)
+
+    def build(self) -> Rollout:
+        wait, bake = Duration.minutes(self.wait_minutes), Duration.minutes(self.bake_minutes)
+        if self.strategy == "all_at_once":
+            if self.percent is not None:
+                raise ValueError("percent applies to canary, linear and rolling only")
+            return Rollout.all_at_once(bake=bake)
+        if self.strategy == "canary":
+            return Rollout.canary(percent=self.percent or 10, wait=wait, bake=bake)
+        if self.strategy == "linear":
+            return Rollout.linear(step_percent=self.percent or 20, wait=wait, bake=bake)
+        return Rollout.rolling(batch_percent=self.percent or 25, wait=wait)
+
+    @model_validator(mode="after")
+    def _valid(self) -> RolloutConfig:
+        self.build()
+        return self
+
+
+class AlarmsConfig(_Strict):
+    model_latency_p99_ms: int | None = Field(30_000, ge=1)
+    overhead_latency_p99_ms: int | None = Field(500, ge=1)
+    invocation_5xx_errors: int | None = Field(1, ge=1)
+    invocation_4xx_errors: int | None = Field(50, ge=1)
+    model_setup_time_minutes: int | None = Field(20, ge=1)
+    evaluation_periods: int = Field(5, ge=1)
+    datapoints_to_alarm: int = Field(3, ge=1)
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    def build(self) -> EndpointAlarms:
+        def ms(value: int | None) -> Duration | None:
+            return None if value is None else Duration.millis(value)
+
+        return EndpointAlarms(
+            model_latency_p99=ms(self.model_latency_p99_ms),
+            overhead_latency_p99=ms(self.overhead_latency_p99_ms),
+            invocation_5xx_errors=self.invocation_5xx_errors,
+            invocation_4xx_errors=self.invocation_4xx_errors,
+            model_setup_time=None if self.model_setup_time_minutes is None
+            else Duration.minutes(self.model_setup_time_minutes),
+            evaluation_periods=self.evaluation_periods,
+            datapoints_to_alarm=self.datapoints_to_alarm,
+        )
+
+    @model_validator(mode="after")
+    def _valid(self) -> AlarmsConfig:
+        self.build()
+        return self
+
+
+class ShadowTestConfig(_Strict):
+    """A second endpoint: one production variant plus a shadow (SageMaker allows no A/B beside a shadow)."""
+
+    production: VariantConfig
+    shadow: VariantConfig
+    sampling_percentage: int = Field(100, ge=1, le=100)
+
+
+class InferenceConfig(_Strict):
+    model: ModelLocation
+    instance_type: str
+    instance_count: int = Field(1, ge=1)
+    options: OptionsConfig = OptionsConfig()
+    variants: list[VariantConfig] | None = None
+    shadow_test: ShadowTestConfig | None = None
+    autoscaling: AutoscalingConfig | None = None
+    rollout: RolloutConfig = RolloutConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
+    network_isolation: bool = False
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_instance(cls, value: str) -> str:
+        instance_spec(value)
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_every_fleet(self) -> InferenceConfig:
+        fleets = list(self.variants or [])
+        if self.shadow_test:
+            fleets += [self.shadow_test.production, self.shadow_test.shadow]
+        instance_types = {self.instance_type} | {v.instance_type for v in fleets if v.instance_type}
+        options = self.options.build()
+        for instance_type in sorted(instance_types):
+            options.validate_for(instance_spec(instance_type, "instance_type"))
+        return self
+
+
+class EnvironmentConfig(_Strict):
+    name: str
+    account: str | None = Field(None, pattern=r"^\d{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    network: NetworkConfig
+    inference: InferenceConfig
+    key_deletion_window_days: int = Field(30, ge=7, le=30)
+    termination_protection: bool = False
+    tags: dict[str, str] = {}
+
+
+def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentConfig:
+    """Load and validate ``directory/NAME.yaml``; raise ``ConfigError`` naming the bad key."""
+    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
+        raise ConfigError(f"env={name!r} is not a valid environment name; use one of {available_environments()}.")
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"env={name!r} has no config file {path}; use one of {available_environments()}.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path.name}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping of keys at the top level.")
+    try:
+        return EnvironmentConfig(name=name, **raw)
+    except ValidationError as error:
+        raise ConfigError(f"{path.name}: " + _describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (misspelled?)"
+        problems.append(f"{key}: {message}")
+    return "; ".join(problems)

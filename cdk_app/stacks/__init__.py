@@ -1,0 +1,6 @@
+"""The stacks the shipped app composes from the construct library."""
+
+from .inference import InferenceStack
+from .network import NetworkStack
+
+__all__ = ["InferenceStack", "NetworkStack"]
