@@ -214,13 +214,20 @@ class InferenceConfig(_Strict):
         return self
 
 
+class KmsConfig(_Strict):
+    """The environment's customer-managed key: a new rotated key, or an existing one by ARN."""
+
+    key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+    deletion_window_days: int = Field(30, ge=7, le=30)
+
+
 class EnvironmentConfig(_Strict):
     name: str
     account: str | None = Field(None, pattern=r"^\d{12}$")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     network: NetworkConfig
     inference: InferenceConfig
-    key_deletion_window_days: int = Field(30, ge=7, le=30)
+    kms: KmsConfig = KmsConfig()
     termination_protection: bool = False
     tags: dict[str, str] = {}
 

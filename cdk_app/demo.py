@@ -48,13 +48,16 @@ class SynthResult:
     seconds: float
 
 
-def synth_environment(env_name: str, outdir: Path) -> SynthResult:
-    """Run ``cdk synth -c env=NAME`` into ``outdir``; cdk-nag runs inside the app and fails it on errors."""
+def synth_environment(env_name: str, outdir: Path, builtin_validation: bool = False) -> SynthResult:
+    """Run ``cdk synth -c env=NAME`` into ``outdir``; cdk-nag runs inside the app and fails it on errors.
+
+    ``builtin_validation`` keeps CDK's own CloudFormation validation pass, which cfn-lint makes redundant.
+    """
     if not CDK_CLI.exists():
         raise SystemExit(f"CDK CLI not found at {CDK_CLI}: run `make setup` first.")
     environ = {
         **os.environ,
-        "CDK_VALIDATION": "false",  # cfn-lint checks every template below; skip the slower built-in pass
+        "CDK_VALIDATION": "true" if builtin_validation else "false",
         "AWS_EC2_METADATA_DISABLED": "true",  # no credential lookups on a machine without an account
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
         "CDK_DISABLE_VERSION_CHECK": "1",

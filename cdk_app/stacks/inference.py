@@ -20,13 +20,18 @@ class InferenceStack(Stack):
                  **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         inference = config.inference
-        self.key = kms.Key(
-            self, "Key",
-            alias=f"alias/genai-cdk/{config.name}/inference",
-            description=f"genai-cdk {config.name}: endpoint volumes, data capture and alarm topic",
-            enable_key_rotation=True,
-            pending_window=Duration.days(config.key_deletion_window_days),
-        )
+        self.key: kms.IKey
+        if config.kms.key_arn:
+            # An imported key's policy must already let cloudwatch.amazonaws.com use it for the topic.
+            self.key = kms.Key.from_key_arn(self, "Key", config.kms.key_arn)
+        else:
+            self.key = kms.Key(
+                self, "Key",
+                alias=f"alias/genai-cdk/{config.name}/inference",
+                description=f"genai-cdk {config.name}: endpoint volumes, data capture and alarm topic",
+                enable_key_rotation=True,
+                pending_window=Duration.days(config.kms.deletion_window_days),
+            )
         self.alarm_topic = encrypted_alarm_topic(self, "AlarmTopic", self.key, f"genai-cdk {config.name} inference")
         if inference.alarms.email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(inference.alarms.email))

@@ -121,3 +121,18 @@ def test_cli_rejects_an_unknown_environment_with_the_known_ones():
     assert process.returncode != 0
     assert "env='qa' has no config file" in process.stderr
     assert "['dev', 'prod', 'staging']" in process.stderr
+
+
+def test_an_existing_kms_key_can_be_used_instead_of_a_new_one():
+    from aws_cdk.assertions import Template
+
+    from cdk_app.app import build_stacks
+    from cdk_app.config import KmsConfig, load_environment
+
+    arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    config = load_environment("staging").model_copy(update={"kms": KmsConfig(key_arn=arn)})
+    _, inference = build_stacks(App(), config)
+    template = Template.from_stack(inference)
+    template.resource_count_is("AWS::KMS::Key", 0)
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": arn})
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {"KmsKeyId": arn})

@@ -94,3 +94,13 @@ def test_not_a_mapping(tmp_path):
 
 def test_environments_dir_is_the_package_folder():
     assert (ENVIRONMENTS_DIR / "prod.yaml").is_file()
+
+
+def test_kms_key_arn_is_validated(tmp_path):
+    import yaml
+
+    merged = {**yaml.safe_load(BASE), "kms": {"key_arn": "arn:aws:kms:us-east-1:123456789012:alias/mine"}}
+    with pytest.raises(ConfigError, match=r"kms.key_arn: String should match pattern"):
+        _load(tmp_path, yaml.safe_dump(merged))
+    merged["kms"]["key_arn"] = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert _load(tmp_path, yaml.safe_dump(merged)).kms.key_arn.endswith("567890ab")
