@@ -3,33 +3,57 @@
 Import the constructs from here::
 
     from genai_cdk import LmiEndpoint, LmiOptions, ModelArtifact, Variant, Autoscaling, Rollout
+
+Names load on first use, so code that needs only the pure-Python option types (e.g. the
+container runtime rendering ``serving.properties``) never loads aws-cdk-lib.
 """
 
-from .alarms import EndpointAlarms
-from .autoscaling import Autoscaling, StepScaling
-from .data_capture import DataCapture
-from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
-from .lmi_endpoint import LmiEndpoint
-from .lmi_image import LmiImage
-from .lmi_options import LmiOptions
-from .model_artifact import ModelArtifact
-from .notifications import encrypted_alarm_topic
-from .rollout import Rollout
-from .variant import Variant
+from __future__ import annotations
 
-__all__ = [
-    "INSTANCE_SPECS",
-    "Autoscaling",
-    "DataCapture",
-    "EndpointAlarms",
-    "InstanceSpec",
-    "LmiEndpoint",
-    "LmiImage",
-    "LmiOptions",
-    "ModelArtifact",
-    "Rollout",
-    "StepScaling",
-    "Variant",
-    "encrypted_alarm_topic",
-    "instance_spec",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "EndpointAlarms": "alarms",
+    "Autoscaling": "autoscaling",
+    "StepScaling": "autoscaling",
+    "DataCapture": "data_capture",
+    "INSTANCE_SPECS": "instance_types",
+    "InstanceSpec": "instance_types",
+    "instance_spec": "instance_types",
+    "LmiEndpoint": "lmi_endpoint",
+    "LmiImage": "lmi_image",
+    "LmiOptions": "lmi_options",
+    "ModelArtifact": "model_artifact",
+    "encrypted_alarm_topic": "notifications",
+    "Rollout": "rollout",
+    "Variant": "variant",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genai_cdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .alarms import EndpointAlarms
+    from .autoscaling import Autoscaling, StepScaling
+    from .data_capture import DataCapture
+    from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
+    from .lmi_endpoint import LmiEndpoint
+    from .lmi_image import LmiImage
+    from .lmi_options import LmiOptions
+    from .model_artifact import ModelArtifact
+    from .notifications import encrypted_alarm_topic
+    from .rollout import Rollout
+    from .variant import Variant

@@ -36,3 +36,12 @@ def test_import_genai_cdk_does_not_import_torch_or_transformers():
         "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)))"
     )
     assert loaded == []
+
+
+def test_option_types_load_without_aws_cdk_lib():
+    # The container runtime renders serving.properties from LmiOptions without aws-cdk-lib.
+    loaded = _run(
+        "import sys, json; from genai_cdk.lmi_options import LmiOptions; from genai_cdk import instance_spec; "
+        "print(json.dumps(sorted(m for m in ('aws_cdk', 'jsii') if m in sys.modules)))"
+    )
+    assert loaded == []

@@ -1,0 +1,1 @@
+"""Inference: one core (``InferenceEngine``) behind the local server and the LMI handler."""

@@ -1,0 +1,77 @@
+"""The custom handler LMI's Python engine loads (``option.entryPoint`` or a ``model.py`` shim).
+
+It wires DJL Serving's ``Input``/``Output`` to the same ``InferenceEngine`` as ``genai serve``,
+so the container and the local server share one request contract and one set of errors.
+Outside the LMI container (no ``djl_python``), a minimal ``Output`` with the same methods is
+used, which is how the project's own tests exercise this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .schema import RequestError, parse_request
+
+log = logging.getLogger(__name__)
+
+try:  # present inside the LMI container
+    from djl_python import Output
+except ImportError:  # pragma: no cover - exercised where djl_python is absent
+
+    class Output:  # the subset of djl_python.Output this handler uses
+        def __init__(self) -> None:
+            self.code, self.message, self.content = 200, "OK", None
+
+        def set_code(self, code: int) -> Output:
+            self.code = code
+            return self
+
+        def set_message(self, message: str) -> Output:
+            self.message = message
+            return self
+
+        def add_as_json(self, value: Any) -> Output:
+            self.content = value
+            return self
+
+
+_engine = None
+
+
+def _load(properties: dict[str, str]):
+    from .engine import InferenceEngine
+
+    model_dir = Path(properties.get("model_dir") or "/opt/ml/model")
+    adapters = properties.get("adapters_dir") or (model_dir / "adapters")
+    adapters_dir = Path(adapters) if Path(adapters).is_dir() else None
+    batch = int(properties.get("max_rolling_batch_size") or 8)
+    return InferenceEngine(model_dir, adapters_dir, max_batch_size=batch)
+
+
+def _error(status: int, message: str) -> Output:
+    return Output().set_code(status).set_message(message).add_as_json({"error": message, "code": status})
+
+
+def handle(inputs) -> Output | None:
+    """DJL Serving entry point: ``inputs`` is a ``djl_python.Input``."""
+    global _engine
+    if _engine is None:
+        _engine = _load(inputs.get_properties())
+    if inputs.is_empty():  # DJL's warm-up call after loading
+        return None
+    try:
+        payload = inputs.get_as_json()
+    except Exception:
+        return _error(400, "body is not valid JSON")
+    try:
+        request = parse_request(payload)
+        if request.stream:
+            raise RequestError(400, "stream: use InvokeEndpointWithResponseStream against LMI's rolling batch")
+        return Output().add_as_json(_engine.generate(request))
+    except RequestError as error:
+        return _error(error.status, error.message)
+    except Exception:
+        log.exception("inference failed")
+        return _error(500, "inference failed; see the endpoint's CloudWatch log")
