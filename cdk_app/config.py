@@ -13,8 +13,9 @@ from typing import Literal
 
 import yaml
 from aws_cdk import Duration
-from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScaling, instance_spec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScaling, instance_spec
 
 from .environments import ENVIRONMENTS_DIR, available_environments
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from genai_runtime.cli import main
 
 

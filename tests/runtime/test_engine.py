@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from genai_runtime.inference.schema import RequestError, parse_request
 
 PROMPTS = ["Summarize the following conversation.", "#Person1#: Hi", "The quick brown fox", "Fine-tuning with LoRA"]

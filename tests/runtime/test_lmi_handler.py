@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from genai_cdk import LmiOptions
 from genai_runtime.inference import lmi_handler
 from genai_runtime.inference.serving_properties import HANDLER_ENTRY_POINT, render_serving_properties

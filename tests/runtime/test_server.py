@@ -23,6 +23,7 @@ PROMPTS = ["Summarize the following conversation.", "#Person1#: Hi", "The quick 
 class RunningServer:
     def __init__(self, engine) -> None:
         import uvicorn
+
         from genai_runtime.inference.server import create_app
 
         self.engine = engine

@@ -6,6 +6,7 @@ import pytest
 from aws_cdk import App, Duration, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
+
 from genai_cdk import Autoscaling, LmiEndpoint, LmiImage, LmiOptions, ModelArtifact, Rollout, Variant
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from genai_cdk import INSTANCE_SPECS, LmiOptions, instance_spec
 
 INF2_48 = instance_spec("ml.inf2.48xlarge")

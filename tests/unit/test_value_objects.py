@@ -4,6 +4,7 @@ import math
 
 import pytest
 from aws_cdk import Duration
+
 from genai_cdk import Autoscaling, DataCapture, EndpointAlarms, Rollout, StepScaling, Variant
 
 

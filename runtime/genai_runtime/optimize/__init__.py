@@ -1,0 +1,1 @@
+"""Turn a fine-tuned model into a deployable artifact: merge, quantize, prune, distill, compile, package."""
