@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test bench lint clean
 
 ## setup: .venv with the project and its core, runtime, lambdas and dev extras; the CDK CLI in node_modules
 setup: $(PY_STAMP) $(NODE_STAMP)
@@ -37,6 +37,10 @@ demo: setup
 ## test: the whole test suite
 test: setup
 	$(PY) -m pytest
+
+## bench: run every benchmark; results land in bench/results/*.json
+bench: setup
+	for b in synth_speed server_overhead quantization; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,8 +1,9 @@
 """``InferenceEngine``: load a model folder (plus named LoRA adapters), validate, generate.
 
 One worker thread owns the model, so concurrent callers never interleave inside ``generate``.
-Non-streaming requests that arrive within a short window and share adapter and parameters are
-batched into one left-padded ``generate`` call (greedy outputs equal the unbatched ones).
+Non-streaming requests that queue up while a batch runs, and share adapter and parameters, are
+batched into one left-padded ``generate`` call (greedy outputs equal the unbatched ones). A lone
+request never waits for company unless ``batch_window_ms`` asks for it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def find_adapters(adapters_dir: Path) -> dict[str, Path]:
 
 class InferenceEngine:
     def __init__(self, model_dir: str | Path, adapters_dir: str | Path | None = None, *,
-                 max_batch_size: int = 8, batch_window_ms: float = 5.0, device: str | None = None) -> None:
+                 max_batch_size: int = 8, batch_window_ms: float = 0.0, device: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,8 +91,9 @@ class InferenceEngine:
         self._backlog: collections.deque[_Job] = collections.deque()
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name="genai-inference", daemon=True)
-        self._worker.start()
         self.batches_run = 0
+        self.generate_seconds = 0.0  # time spent inside model.generate, for overhead accounting
+        self._worker.start()
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -155,6 +157,11 @@ class InferenceEngine:
             return self._backlog.popleft()
         return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
 
+    def _next_now(self) -> _Job | None:
+        if self._backlog:
+            return self._backlog.popleft()
+        return self._queue.get_nowait()
+
     def _loop(self) -> None:
         while True:
             job = self._next(None)
@@ -173,10 +180,8 @@ class InferenceEngine:
         skipped: list[_Job] = []
         while size < self.max_batch_size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                job = self._next(remaining)
+                job = self._next(remaining) if remaining > 0 else self._next_now()
             except queue.Empty:
                 break
             if job is None:
@@ -197,6 +202,7 @@ class InferenceEngine:
     def _run(self, batch: list[_Job]) -> None:
         first = batch[0]
         texts = [text for job in batch for text in job.texts]
+        started = time.perf_counter()
         try:
             outputs = self._generate(texts, first.parameters, first.adapter, first.streamer)
         except Exception as error:  # surfaced to every caller of the batch
@@ -207,6 +213,7 @@ class InferenceEngine:
                 first.streamer.on_finalized_text("", stream_end=True)
             return
         self.batches_run += 1
+        self.generate_seconds += time.perf_counter() - started
         start = 0
         for job in batch:
             end = start + len(job.texts)
