@@ -6,13 +6,16 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 PY_STAMP := $(VENV)/.installed
+# GPTQ conflicts with the main stack (gptqmodel pins numpy 2.2 and builds from source): own venv.
+GPTQ_VENV := .venv-gptq
+GPTQ_STAMP := $(GPTQ_VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup setup-gptq demo test bench lint clean
 
 ## setup: .venv with the project and its core, runtime, lambdas and dev extras; the CDK CLI in node_modules
 setup: $(PY_STAMP) $(NODE_STAMP)
@@ -26,6 +29,18 @@ $(PY_STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) check
 	touch $@
 
+## setup-gptq: the separate environment `genai optimize quantize --method gptq` runs in
+setup-gptq: $(GPTQ_STAMP)
+
+$(GPTQ_STAMP): pyproject.toml requirements/gptq-constraints.txt
+	test -x $(GPTQ_VENV)/bin/python || $(PYTHON) -m venv $(GPTQ_VENV)
+	$(GPTQ_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=77" wheel
+	$(GPTQ_VENV)/bin/python -m pip install --quiet -c requirements/gptq-constraints.txt torch==2.13.0
+	$(GPTQ_VENV)/bin/python -m pip install --quiet -c requirements/gptq-constraints.txt \
+		"gptqmodel==7.6.0" "transformers==5.24.0" "pydantic>=2.9,<3" "pyyaml>=6,<7"
+	$(GPTQ_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -34,9 +49,9 @@ $(NODE_STAMP): package.json package-lock.json
 demo: setup
 	$(PY) -m cdk_app.demo
 
-## test: the whole test suite
-test: setup
-	$(PY) -m pytest
+## test: the whole test suite (GPTQ's own environment included)
+test: setup setup-gptq
+	GENAI_GPTQ_PYTHON=$(CURDIR)/$(GPTQ_VENV)/bin/python $(PY) -m pytest
 
 ## bench: run every benchmark; results land in bench/results/*.json
 bench: setup
@@ -46,4 +61,4 @@ lint: setup
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache $(GPTQ_VENV)

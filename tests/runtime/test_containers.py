@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCKERFILES = sorted((ROOT / "containers").glob("*/Dockerfile"))
+DOCKERFILES = sorted((ROOT / "containers").glob("*/Dockerfile*"))
 
 
 def _copies(dockerfile: Path) -> list[str]:
@@ -23,7 +23,7 @@ def _copies(dockerfile: Path) -> list[str]:
     return sources
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_copied_path_exists(dockerfile):
     sources = _copies(dockerfile)
     assert sources
@@ -39,3 +39,17 @@ def test_inference_image_entry_point_is_importable():
     from genai_runtime.inference.serving_properties import HANDLER_ENTRY_POINT
 
     assert HANDLER_ENTRY_POINT == module.__name__
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.gpu", "Dockerfile.neuron"])
+def test_training_images_run_genai_train_sft(name, capsys):
+    from genai_runtime.cli import main
+
+    text = (ROOT / "containers" / "training" / name).read_text()
+    entry = re.search(r'^ENTRYPOINT \[(.+)\]$', text, re.MULTILINE).group(1)
+    argv = [part.strip().strip('"') for part in entry.split(",")]
+    assert argv[:3] == ["genai", "train", "sft"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv[1:], "--help"])  # the entry point parses as a real command
+    assert exit_info.value.code == 0
+    assert "runtime/genai_runtime" in text

@@ -1,6 +1,7 @@
 """The ``genai`` command: subcommands grouped by life-cycle stage.
 
     genai model tiny|memory      models for tests and demos; memory estimates
+    genai train sft|submit       instruction fine-tuning; start the deployed pipeline
     genai serve                  a local SageMaker-contract inference server
     genai optimize ...           merge, quantize, prune, distill, compile, package
 
@@ -14,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError
-from . import model, optimize, serve
+from . import model, optimize, serve, train
 
-GROUPS = (model, serve, optimize)
+GROUPS = (model, train, serve, optimize)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     quantize.add_argument("--calibration", type=Path, help="GPTQ: calibration texts (.txt lines or .jsonl 'text')")
     quantize.add_argument("--bits", type=positive_int, default=4, help="GPTQ bits (default: %(default)s)")
     quantize.add_argument("--sequence-length", type=positive_int, default=4096, help="GPTQ (default: %(default)s)")
+    quantize.add_argument("--group-size", type=int, default=128, help="GPTQ group size, -1 for per-column")
     quantize.set_defaults(run=_quantize)
 
     prune = sub.add_parser("prune", help="unstructured magnitude pruning to a target sparsity")
@@ -96,7 +97,7 @@ def _quantize(args: argparse.Namespace) -> int:
         if args.calibration is None:
             raise UsageError("--method gptq needs --calibration FILE (the texts GPTQ calibrates on)")
         report = quantize.quantize_gptq(args.model, args.out, args.calibration, bits=args.bits,
-                                        sequence_length=args.sequence_length)
+                                        sequence_length=args.sequence_length, group_size=args.group_size)
     _print({**asdict(report), "size_ratio": round(report.size_ratio, 3)})
     return 0
 

@@ -73,7 +73,8 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
         raise UsageError(f"--calibration={calibration}: not a file (one text per line, or JSONL with 'text')")
     texts = _calibration_texts(calibration)
     model_dir = require_model_dir(model_dir)
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(1, (os.cpu_count() or 2) // 2)))
+    # gptqmodel's CPU pool needs at least 2 workers (its loader sub-pool asks for 2).
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 2)))
     gptqmodel = require("gptqmodel", "gptq", "GPTQ needs gptqmodel 7.6.x, which conflicts with the main "
                         "environment (it builds from source and downgrades numpy): use a separate venv")
     out = prepare_output_dir(out)
@@ -82,7 +83,8 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
     model.quantize([t[: sequence_length * 8] for t in texts])
     model.save(str(out))
     reference, tokenizer = load_causal_lm(model_dir)
-    quantized, _ = load_causal_lm(out)
+    # Reload through gptqmodel (transformers would need optimum for GPTQ checkpoints).
+    quantized = gptqmodel.GPTQModel.load(str(out)).model.eval()
     report = QuantizeReport(
         method=f"gptq-{bits}bit", bytes_before=folder_bytes(model_dir), bytes_after=folder_bytes(out),
         perplexity_before=perplexity(reference, tokenizer, HELD_OUT_TEXT),

@@ -1,0 +1,68 @@
+"""``genai train``: instruction fine-tuning, locally or inside a SageMaker job, and pipeline runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("train", help="fine-tune (sft) and start the deployed pipeline (submit)")
+    sub = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sft = sub.add_parser("sft", help="supervised instruction fine-tuning: full, lora, qlora or prompt_tuning")
+    sft.add_argument("--config", type=Path, help="YAML/JSON TrainConfig (SageMaker's SM_* variables override it)")
+    sft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set mode=qlora --set training.max_steps=50")
+    sft.add_argument("--no-eval", action="store_true", help="skip the before/after ROUGE evaluation")
+    sft.set_defaults(run=_sft)
+
+    submit = sub.add_parser("submit", help="start the deployed fine-tuning pipeline for a dataset")
+    submit.add_argument("-c", dest="context", required=True, metavar="env=NAME", help="the environment, e.g. env=dev")
+    submit.add_argument("--dataset", required=True, help="s3://BUCKET/KEY of the training data")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    submit.set_defaults(run=_submit)
+
+
+def _pairs(items: list[str]) -> dict:
+    from ..errors import UsageError
+
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: use KEY=VALUE")
+        try:
+            pairs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            pairs[key] = value
+    return pairs
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from ..train.config import load_config
+    from ..train.sft import run_sft
+
+    config = load_config(args.config, _pairs(args.set))
+    result = run_sft(config)
+    print(json.dumps({k: v for k, v in asdict(result).items() if k != "losses"}, indent=2))
+    if config.evaluate and not args.no_eval:
+        from ..train.evaluate import evaluate_before_after
+
+        report = evaluate_before_after(config.model, Path(result.model_dir), config.output_dir / "test.jsonl",
+                                       config.output_dir, result.losses)
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..train.submit import submit
+
+    key, _, env = args.context.partition("=")
+    if key != "env" or not env:
+        raise UsageError(f"-c {args.context}: use -c env=NAME")
+    print(json.dumps(submit(env, args.dataset, hyperparameters=_pairs(args.set)), indent=2))
+    return 0

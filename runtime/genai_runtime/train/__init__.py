@@ -1,0 +1,1 @@
+"""Fine-tuning: instruction datasets, full/LoRA/QLoRA/prompt tuning, FSDP and Neuron, evaluation."""

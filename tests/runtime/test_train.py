@@ -1,0 +1,257 @@
+"""`genai train`: instruction data, the four fine-tuning modes on a tiny model, SageMaker contract,
+FSDP semantics, resume after a kill, ROUGE evaluation and pipeline submission."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genai_runtime.errors import UsageError
+from genai_runtime.train.config import load_config
+from genai_runtime.train.data import mix, read_rows, split, to_instructions
+from genai_runtime.train.distributed import fsdp_arguments
+from genai_runtime.train.templates import SAMSUM, template_pack
+
+NAMES = ["Anna", "Ben", "Carl", "Dana", "Eve", "Finn"]
+THINGS = ["report", "train", "meeting", "lunch", "movie"]
+
+
+@pytest.fixture(scope="session")
+def dialogues(tmp_path_factory) -> Path:
+    rng = random.Random(0)
+    rows = []
+    for _ in range(40):
+        a, b = rng.sample(NAMES, 2)
+        thing = rng.choice(THINGS)
+        rows.append({"dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
+                     "summary": f"{b} tells {a} the {thing} is at noon."})
+    path = tmp_path_factory.mktemp("data") / "dialogues.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _config(tiny_model, dialogues, out, **overrides):
+    return load_config(overrides={"model": str(tiny_model), "data.train": str(dialogues), "output_dir": str(out),
+                                  "training.max_steps": 16, "training.logging_steps": 4, "training.save_steps": 8,
+                                  "training.learning_rate": 5e-3, "lora.r": 4, **overrides})
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+def test_the_seven_flan_samsum_templates_render():
+    assert len(SAMSUM) == 7
+    rendered = SAMSUM[0].render({"dialogue": "A: hi\nB: hello", "summary": "They greet."})
+    assert rendered == {"prompt": "A: hi\nB: hello\n\nBriefly summarize that dialogue.", "completion": " They greet."}
+    with pytest.raises(UsageError, match=r"template needs columns \['summary'\]"):
+        SAMSUM[1].render({"dialogue": "x"})
+    with pytest.raises(UsageError, match="data.template='alpaca': choose one of samsum"):
+        template_pack("alpaca")
+
+
+def test_rows_become_instructions_over_every_phrasing(dialogues):
+    rows = read_rows(dialogues)
+    examples = to_instructions(rows, "samsum", "dialogue", "summary")
+    assert len(examples) == 40
+    instructions = {e["prompt"].replace(r["dialogue"], "{dialogue}") for e, r in zip(examples, rows, strict=True)}
+    assert instructions == {t.prompt for t in SAMSUM}
+    with pytest.raises(UsageError, match=r"columns \['text'\] not in the dataset"):
+        to_instructions(rows, "samsum", "text", "summary")
+
+
+def test_csv_parquet_and_a_channel_folder(dialogues, tmp_path):
+    import pandas as pd
+
+    frame = pd.read_json(dialogues, lines=True)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "channel").mkdir()
+    frame.to_parquet(tmp_path / "channel" / "d.parquet")
+    assert read_rows(tmp_path / "d.csv") == read_rows(dialogues)
+    assert read_rows(tmp_path / "channel") == read_rows(dialogues)
+    with pytest.raises(UsageError, match="use .jsonl, .csv or .parquet"):
+        (tmp_path / "d.txt").write_text("x")
+        read_rows(tmp_path / "d.txt")
+
+
+def test_multitask_mix_and_splits():
+    task = [{"prompt": f"t{i}", "completion": "x"} for i in range(95)]
+    general = [{"prompt": f"g{i}", "completion": "y"} for i in range(10)]
+    mixed = mix(task, general, 0.05)
+    assert len(mixed) == 100 and sum(e["prompt"].startswith("g") for e in mixed) == 5
+    parts = split(mixed, 0.1, 0.2, seed=1)
+    assert [len(parts[k]) for k in ("train", "validation", "test")] == [70, 10, 20]
+    assert split(mixed, 0.1, 0.2, seed=1) == parts
+    with pytest.raises(UsageError, match="mix_ratio=1.0"):
+        mix(task, general, 1.0)
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"modee": "lora"}, "modee: unknown key"),
+        ({"mode": "adapter"}, "mode: Input should be 'full', 'lora', 'qlora' or 'prompt_tuning'"),
+        ({"lora.r": 0}, "lora.r: Input should be greater than or equal to 1"),
+        ({"training.learning_rate": 2}, "training.learning_rate"),
+        ({"data.mix_ratio": 0.05}, "data.mix_ratio > 0 needs data.general"),
+        ({"mode": "full", "merge_adapter": True}, "merge_adapter applies to lora/qlora"),
+        ({"data.test_fraction": 0.6, "data.validation_fraction": 0.5}, "must stay below 1"),
+    ],
+)
+def test_bad_config_names_the_key(tiny_model, dialogues, tmp_path, overrides, message):
+    with pytest.raises(UsageError, match=message):
+        _config(tiny_model, dialogues, tmp_path, **overrides)
+
+
+def test_sagemaker_contract_overrides_the_file(tiny_model, dialogues, tmp_path):
+    config_file = tmp_path / "sft.yaml"
+    config_file.write_text(f"model: {tiny_model}\ndata: {{train: /nowhere.jsonl}}\noutput_dir: /tmp/x\n")
+    environ = {"SM_CHANNEL_TRAIN": str(dialogues.parent), "SM_MODEL_DIR": str(tmp_path / "model"),
+               "SM_HPS": json.dumps({"mode": "qlora", "training__max_steps": "7", "lora__r": 8})}
+    config = load_config(config_file, environ=environ)
+    assert config.data.train == dialogues.parent and config.output_dir == tmp_path / "model"
+    assert (config.mode, config.training.max_steps, config.lora.r) == ("qlora", 7, 8)
+
+
+def test_fsdp_sharding_degree_semantics():
+    assert fsdp_arguments(1, 8) == {}
+    assert fsdp_arguments(8, 8)["fsdp"] == "full_shard auto_wrap"
+    assert fsdp_arguments(4, 8)["fsdp"] == "hybrid_shard auto_wrap"
+    with pytest.raises(UsageError, match="sharding_degree=16 exceeds the 8 device"):
+        fsdp_arguments(16, 8)
+    with pytest.raises(UsageError, match="must divide the 8 devices"):
+        fsdp_arguments(3, 8)
+
+
+def test_lora_trainable_parameters_follow_the_formula():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(64, 512, bias=False)  # the book's 512 x 64 weight
+
+        def forward(self, x):
+            return self.proj(x)
+
+    model = get_peft_model(Block(), LoraConfig(r=4, target_modules=["proj"]))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert (trainable, frozen) == (2_304, 32_768)  # r * (512 + 64) of 512 * 64
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["full", "lora", "qlora", "prompt_tuning"])
+def test_loss_goes_down_in_every_mode(tiny_model, dialogues, tmp_path, mode):
+    from genai_runtime.train.sft import run_sft
+
+    result = run_sft(_config(tiny_model, dialogues, tmp_path / mode, mode=mode), progress=False)
+    losses = [loss for _, loss in result.losses]
+    assert result.global_step == 16 and len(losses) == 4
+    assert losses[-1] < losses[0]
+    if mode == "full":
+        assert result.trainable_parameters == result.total_parameters
+    else:
+        assert 0 < result.trainable_parameters < result.total_parameters / 10
+    saved = Path(result.model_dir)
+    assert (saved / ("config.json" if mode == "full" else "adapter_config.json")).is_file()
+
+
+def test_lora_adapter_saved_alone_and_merged_on_request(tiny_model, dialogues, tmp_path):
+    from genai_runtime.train.sft import run_sft
+
+    result = run_sft(_config(tiny_model, dialogues, tmp_path, merge_adapter=True, **{"training.max_steps": 4}),
+                     progress=False)
+    assert (Path(result.model_dir) / "adapter_model.safetensors").is_file()
+    assert (Path(result.merged_dir) / "model.safetensors").is_file()
+    assert not (Path(result.merged_dir) / "adapter_config.json").exists()
+
+
+def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_at_the_same_step(tiny_model, dialogues, tmp_path):
+    config = tmp_path / "sft.json"
+    config.write_text(json.dumps({
+        "model": str(tiny_model), "data": {"train": str(dialogues)}, "output_dir": str(tmp_path / "out"),
+        "mode": "lora", "evaluate": False,
+        "training": {"max_steps": 80, "save_steps": 10, "logging_steps": 10, "save_total_limit": 2},
+    }))
+    command = [sys.executable, "-m", "genai_runtime.cli", "train", "sft", "--config", str(config), "--no-eval"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "out" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("checkpoint-20/trainer_state.json")):
+        assert first.poll() is None, "training finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # like a spot interruption: no chance to clean up
+    first.wait(30)
+    assert not (tmp_path / "out" / "train_metrics.json").exists()
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "train_metrics.json").read_text())
+    assert metrics["global_step"] == 80
+    assert metrics["resumed_from"] is not None and int(metrics["resumed_from"].rsplit("-", 1)[1]) >= 20
+
+
+def test_rouge_before_and_after_with_a_plot(tiny_model, dialogues, tmp_path):
+    from genai_runtime.train.evaluate import evaluate_before_after, rouge
+    from genai_runtime.train.sft import run_sft
+
+    assert rouge(["the cat sat"], ["the cat sat"]) == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    assert rouge(["dog"], ["the cat sat"])["rouge1"] == 0.0
+    config = _config(tiny_model, dialogues, tmp_path, mode="full", **{"training.max_steps": 30})
+    result = run_sft(config, progress=False)
+    report = evaluate_before_after(config.model, Path(result.model_dir), tmp_path / "test.jsonl", tmp_path,
+                                   result.losses)
+    assert report["examples"] == 4 and set(report["before"]) == {"rouge1", "rouge2", "rougeL"}
+    assert report["after"]["rouge1"] > report["before"]["rouge1"]  # it learned the summary pattern
+    assert json.loads((tmp_path / "eval.json").read_text()) == report
+    assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_neuron_trainer_outside_the_neuron_image_says_what_is_missing(tiny_model, dialogues, tmp_path):
+    from genai_runtime.train.sft import run_sft
+
+    with pytest.raises(UsageError, match=r"optimum is not installed: the Trainium path .*genai-cdk\[neuron\]"):
+        run_sft(_config(tiny_model, dialogues, tmp_path, trainer="neuron"), progress=False)
+
+
+# ---- pipeline submission -------------------------------------------------------------------------
+
+def test_submit_starts_the_deployed_pipeline(monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    from genai_runtime.train.submit import submit
+
+    credentials = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sfn = boto3.client("stepfunctions")
+        iam = boto3.client("iam")
+        role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        arn = sfn.create_state_machine(name="sft", definition=json.dumps(
+            {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}), roleArn=role)["stateMachineArn"]
+        cfn = boto3.client("cloudformation")
+        cfn.create_stack(StackName="genai-dev-training", TemplateBody=json.dumps({
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"FineTuningPipelineArn": {"Value": arn}}}))
+        started = submit("dev", "s3://my-data/samsum/train.jsonl", hyperparameters={"lora__r": 16})
+        execution = sfn.describe_execution(executionArn=started["executionArn"])
+        assert execution["stateMachineArn"] == arn
+        assert json.loads(execution["input"]) == {"dataset": "s3://my-data/samsum/train.jsonl",
+                                                  "hyperparameters": {"lora__r": 16}}
+        with pytest.raises(UsageError, match="stack genai-prod-training not found"):
+            submit("prod", "s3://my-data/x.jsonl")
+        with pytest.raises(UsageError, match="give the S3 URI"):
+            submit("dev", "/local/file.jsonl")
