@@ -8,7 +8,7 @@ from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from .config import EnvironmentConfig, load_environment
-from .stacks import InferenceStack, NetworkStack
+from .stacks import InferenceStack, NetworkStack, TrainingStack
 
 DEFAULT_ENVIRONMENT = "dev"
 
@@ -29,9 +29,13 @@ def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
                            description=f"genai-cdk {config.name}: VPC and flow logs", **common)
     inference = InferenceStack(app, f"{prefix}-inference", config=config, vpc=network.vpc,
                                description=f"genai-cdk {config.name}: LMI endpoints, alarms, dashboard", **common)
+    stacks: list[Stack] = [network, inference]
+    if config.training.cluster is not None:
+        stacks.append(TrainingStack(app, f"{prefix}-training", config=config, vpc=network.vpc,
+                                    description=f"genai-cdk {config.name}: HyperPod training cluster", **common))
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
-    return [network, inference]
+    return stacks
 
 
 def build_app(app: App | None = None, env_name: str | None = None) -> tuple[App, list[Stack]]:

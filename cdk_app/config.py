@@ -215,6 +215,45 @@ class InferenceConfig(_Strict):
         return self
 
 
+class InstanceGroupConfig(_Strict):
+    name: str
+    instance_type: str = "ml.trn1.32xlarge"
+    instance_count: int = Field(1, ge=1)
+    volume_size_gb: int = Field(500, ge=1)
+
+
+class ClusterConfig(_Strict):
+    """The HyperPod training cluster (``TrainiumCluster``)."""
+
+    data_bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    data_prefix: str = ""
+    availability_zone: str | None = None
+    controller_instance_type: str = "ml.m5.xlarge"
+    workers: list[InstanceGroupConfig] = Field(min_length=1)
+    fsx_storage_gib: int = 1200
+    fsx_throughput_per_tib: int = 250
+
+    def build(self):
+        from genai_cdk import InstanceGroup
+
+        controller = InstanceGroup("controller", self.controller_instance_type, 1, volume_size_gb=100)
+        workers = [InstanceGroup(w.name, w.instance_type, w.instance_count, w.volume_size_gb) for w in self.workers]
+        return controller, workers
+
+    @model_validator(mode="after")
+    def _valid(self) -> ClusterConfig:
+        from genai_cdk.trainium_cluster import TrainiumCluster
+
+        controller, workers = self.build()
+        TrainiumCluster._validate(workers, controller, self.fsx_storage_gib, self.fsx_throughput_per_tib,
+                                  TrainiumCluster.default_lifecycle_scripts())
+        return self
+
+
+class TrainingConfig(_Strict):
+    cluster: ClusterConfig | None = None
+
+
 class KmsConfig(_Strict):
     """The environment's customer-managed key: a new rotated key, or an existing one by ARN."""
 
@@ -228,6 +267,7 @@ class EnvironmentConfig(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     network: NetworkConfig
     inference: InferenceConfig
+    training: TrainingConfig = TrainingConfig()
     kms: KmsConfig = KmsConfig()
     termination_protection: bool = False
     tags: dict[str, str] = {}

@@ -2,5 +2,6 @@
 
 from .inference import InferenceStack
 from .network import NetworkStack
+from .training import TrainingStack
 
-__all__ = ["InferenceStack", "NetworkStack"]
+__all__ = ["InferenceStack", "NetworkStack", "TrainingStack"]

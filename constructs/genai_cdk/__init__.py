@@ -27,6 +27,8 @@ _EXPORTS = {
     "ModelArtifact": "model_artifact",
     "encrypted_alarm_topic": "notifications",
     "Rollout": "rollout",
+    "InstanceGroup": "trainium_cluster",
+    "TrainiumCluster": "trainium_cluster",
     "Variant": "variant",
 }
 __all__ = sorted(_EXPORTS)
@@ -56,4 +58,5 @@ if TYPE_CHECKING:
     from .model_artifact import ModelArtifact
     from .notifications import encrypted_alarm_topic
     from .rollout import Rollout
+    from .trainium_cluster import InstanceGroup, TrainiumCluster
     from .variant import Variant

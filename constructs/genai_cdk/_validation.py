@@ -32,7 +32,7 @@ def require_number(
     return float(value)
 
 
-def require_choice(prop: str, value: Any, choices: tuple[str, ...]) -> str:
+def require_choice(prop: str, value: Any, choices: tuple) -> Any:
     if value not in choices:
-        raise invalid(prop, value, f"choose one of {', '.join(choices)}.")
+        raise invalid(prop, value, f"choose one of {', '.join(map(str, choices))}.")
     return value

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Names, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Names, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -33,9 +33,10 @@ from .instance_types import InstanceSpec, instance_spec
 from .lmi_image import LmiImage
 from .lmi_options import MAX_STARTUP_SECONDS, LmiOptions
 from .model_artifact import ModelArtifact
-from .nag import acknowledge, allow
+from .nag import allow
 from .notifications import encrypted_alarm_topic
 from .rollout import Rollout
+from .storage import prefer_bucket_policy_access_logs, secure_bucket
 from .variant import Variant
 
 NAMESPACE = "AWS/SageMaker"
@@ -122,8 +123,7 @@ class LmiEndpoint(Construct):
         :param endpoint_name: physical name; default derived from the construct path.
         """
         super().__init__(scope, construct_id)
-        # Deliver S3 access logs by bucket policy, not the legacy LogDeliveryWrite ACL.
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        prefer_bucket_policy_access_logs(self)
         if not isinstance(model, ModelArtifact):
             raise invalid("model", model,
                           "pass ModelArtifact.from_s3_prefix(...), .from_s3_object(...) or .from_asset(...).")
@@ -372,29 +372,7 @@ class LmiEndpoint(Construct):
             raise invalid("data_capture", capture, "pass a DataCapture(...) or None.")
         bucket = capture.bucket
         if bucket is None:
-            access_logs = s3.Bucket(
-                self, "CaptureAccessLogs",
-                encryption=s3.BucketEncryption.S3_MANAGED,  # server access log delivery cannot use SSE-KMS
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                removal_policy=RemovalPolicy.RETAIN,
-            )
-            bucket = s3.Bucket(
-                self, "CaptureBucket",
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=self.key,
-                bucket_key_enabled=True,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
-                versioned=True,
-                server_access_logs_bucket=access_logs,
-                server_access_logs_prefix="capture/",
-                removal_policy=RemovalPolicy.RETAIN,
-            )
-            acknowledge(access_logs, "AwsSolutions-S1",
-                        "This bucket receives the capture bucket's server access logs; "
-                        "logging it to itself would loop.")
+            bucket = secure_bucket(self, "CaptureBucket", key=self.key, logs_prefix="capture/")
         self.capture_bucket = bucket
         prefix = capture.prefix.strip("/")
         allow(self.role, iam.PolicyStatement(

@@ -42,6 +42,24 @@ def allow(role: iam.IRole, statement: iam.PolicyStatement, wildcard_reason: str 
         acknowledge(role, rule_id, " ".join(known))
 
 
+def acknowledge_policy_wildcards(policy: IConstruct, reason: str) -> None:
+    """Acknowledge every IAM5 finding of a policy someone else wrote (e.g. an aws-cdk-lib provider)."""
+    stack = Stack.of(policy)
+    document = stack.resolve(policy.policy_document) or {}
+    for statement in document.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        findings = [f"Action::{a}" for a in (actions if isinstance(actions, list) else [actions]) if "*" in a]
+        for resource in resources if isinstance(resources, list) else [resources]:
+            flat = flatten_cfn_reference(resource)
+            if "*" in flat:
+                findings.append(f"Resource::{flat}")
+        for finding in findings:
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+
 def wildcard_findings(stack: Stack, statement: iam.PolicyStatement) -> list[str]:
     """The IAM5 finding ids cdk-nag raises for ``statement``."""
     findings = [f"Action::{a}" for a in statement.actions if "*" in a]

@@ -16,10 +16,20 @@ from tests.conftest import ROOT
 ENVIRONMENTS = ["dev", "staging", "prod"]
 
 
-def test_every_environment_synthesizes_a_network_and_an_inference_stack(synthesized):
+def test_every_environment_synthesizes_its_stacks(synthesized):
+    expected = {"dev": ("network", "inference", "training"), "staging": ("network", "inference"),
+                "prod": ("network", "inference", "training")}
     assert sorted(synthesized.templates) == sorted(
-        (env, f"genai-{env}-{stack}") for env in ENVIRONMENTS for stack in ("network", "inference")
+        (env, f"genai-{env}-{stack}") for env, stacks in expected.items() for stack in stacks
     )
+
+
+def test_prod_trains_on_four_trn1n_nodes_with_fsx(synthesized):
+    template = synthesized.template("prod", "training")
+    cluster = next(iter(template.find_resources("AWS::SageMaker::Cluster").values()))["Properties"]
+    workers = [g for g in cluster["InstanceGroups"] if g["InstanceGroupName"] != "controller"]
+    assert [(g["InstanceType"], g["InstanceCount"]) for g in workers] == [("ml.trn1n.32xlarge", 4)]
+    template.has_resource_properties("AWS::FSx::FileSystem", {"StorageCapacity": 4800})
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -40,6 +40,8 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)
     model_dir: str = ""
     merged_dir: str | None = None
+    train_runtime_s: float = 0.0
+    steps_per_second: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,7 +153,7 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
     resume = latest_checkpoint(config.checkpoints)
     if resume:
         log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     model_dir = config.output_dir / "model"
     trainer.save_model(str(model_dir))
@@ -163,6 +165,8 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
         trainable_parameters=trainable, total_parameters=total,
         losses=[(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry],
         model_dir=str(model_dir), splits={name: len(rows) for name, rows in parts.items()},
+        train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
+        steps_per_second=float(output.metrics.get("train_steps_per_second", 0.0)),
     )
     if config.merge_adapter:
         merged = trainer.model.merge_and_unload()
