@@ -103,6 +103,7 @@ def test_multitask_mix_and_splits():
         ({"data.mix_ratio": 0.05}, "data.mix_ratio > 0 needs data.general"),
         ({"mode": "full", "merge_adapter": True}, "merge_adapter applies to lora/qlora"),
         ({"data.test_fraction": 0.6, "data.validation_fraction": 0.5}, "must stay below 1"),
+        ({"training.precision": "fp8"}, "training.precision: Input should be"),
     ],
 )
 def test_bad_config_names_the_key(tiny_model, dialogues, tmp_path, overrides, message):
@@ -128,6 +129,14 @@ def test_fsdp_sharding_degree_semantics():
         fsdp_arguments(16, 8)
     with pytest.raises(UsageError, match="must divide the 8 devices"):
         fsdp_arguments(3, 8)
+
+
+def test_precision_defaults_to_fp32_on_cpu_and_refuses_bf16_without_a_gpu():
+    from genai_runtime.train.sft import precision_arguments
+
+    assert precision_arguments("auto") == {"bf16": False, "fp16": False}
+    with pytest.raises(UsageError, match="training.precision=bf16: needs a GPU"):
+        precision_arguments("bf16")
 
 
 def test_lora_trainable_parameters_follow_the_formula():

@@ -57,6 +57,9 @@ class TrainingSettings(_Strict):
     save_steps: int = Field(100, ge=1)
     save_total_limit: int = Field(2, ge=1)
     seed: int = 42
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """auto: bf16 on accelerators that support it, fp32 on CPU (bf16 matmuls crawl there)."""
+    gradient_checkpointing: bool = False
 
 
 class TrainConfig(_Strict):

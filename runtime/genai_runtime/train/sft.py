@@ -106,6 +106,17 @@ def build_model(config: TrainConfig):
     return get_peft_model(model, peft_config), tokenizer
 
 
+def precision_arguments(precision: str) -> dict[str, bool]:
+    """Mixed-precision flags; ``auto`` picks bf16 where the accelerator supports it, else fp32."""
+    import torch
+
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if precision != "fp32" and not torch.cuda.is_available():
+        raise UsageError(f"training.precision={precision}: needs a GPU; use fp32 or auto on CPU")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
 def latest_checkpoint(directory: Path) -> Path | None:
     checkpoints = [p for p in directory.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
     complete = [p for p in checkpoints if (p / "trainer_state.json").is_file()]
@@ -146,6 +157,8 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not progress,
         completion_only_loss=True,
+        gradient_checkpointing=training.gradient_checkpointing,
+        **precision_arguments(training.precision),
         **fsdp,
     )
     trainer = trainer_class(model=model, args=arguments, train_dataset=Dataset.from_list(parts["train"]),
