@@ -75,6 +75,26 @@ def max_logit_difference(model_a, model_b, tokenizer, texts: list[str]) -> float
     return float(((a - b).abs() * mask.unsqueeze(-1)).max())
 
 
+def read_texts(path: Path, flag: str = "--dataset", minimum: int = 1) -> list[str]:
+    """Texts from a .txt file (one per line) or a .jsonl file with a 'text' field."""
+    if not path.is_file():
+        raise UsageError(f"{flag}={path}: not a file (one text per line, or JSONL with a 'text' field)")
+    texts = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                texts.append(str(json.loads(line)["text"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UsageError(f"{flag}={path}: line {number} is not a JSON object with 'text'") from None
+        else:
+            texts.append(line.strip())
+    if len(texts) < minimum:
+        raise UsageError(f"{flag}={path}: needs at least {minimum} text(s), found {len(texts)}")
+    return texts
+
+
 def write_report(out: Path, name: str, report: dict) -> Path:
     path = out / f"{name}_report.json"
     path.write_text(json.dumps(report, indent=2) + "\n")

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..models.io import HELD_OUT_TEXT, load_causal_lm, perplexity, prepare_output_dir, write_report
+from ..models.io import HELD_OUT_TEXT, load_causal_lm, perplexity, prepare_output_dir, read_texts, write_report
 
 
 @dataclass
@@ -34,25 +33,6 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature: float
                     reduction="batchmean") * temperature**2
     hard = F.cross_entropy(student_logits[:, :-1].reshape(-1, vocab), labels[:, 1:].reshape(-1), ignore_index=-100)
     return alpha * soft + (1 - alpha) * hard
-
-
-def read_texts(path: Path, flag: str = "--dataset") -> list[str]:
-    if not path.is_file():
-        raise UsageError(f"{flag}={path}: not a file (one text per line, or JSONL with a 'text' field)")
-    texts = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UsageError(f"{flag}={path}: line {number} is not a JSON object with 'text'") from None
-        else:
-            texts.append(line.strip())
-    if not texts:
-        raise UsageError(f"{flag}={path}: holds no texts")
-    return texts
 
 
 def distill(teacher_dir: str | Path, student_dir: str | Path, dataset: str | Path, out: str | Path, *,

@@ -15,6 +15,7 @@ from ..models.io import (
     max_logit_difference,
     perplexity,
     prepare_output_dir,
+    read_texts,
     require_model_dir,
     write_report,
 )
@@ -68,10 +69,7 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
         raise UsageError(f"--bits={bits}: GPTQ supports 2, 3, 4 or 8")
     if sequence_length < 16:
         raise UsageError(f"--sequence-length={sequence_length}: must be at least 16")
-    calibration = Path(calibration)
-    if not calibration.is_file():
-        raise UsageError(f"--calibration={calibration}: not a file (one text per line, or JSONL with 'text')")
-    texts = _calibration_texts(calibration)
+    texts = read_texts(Path(calibration), "--calibration", minimum=2)
     model_dir = require_model_dir(model_dir)
     # gptqmodel's CPU pool needs at least 2 workers (its loader sub-pool asks for 2).
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 2)))
@@ -93,23 +91,3 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
     )
     write_report(out, "quantize", asdict(report))
     return report
-
-
-def _calibration_texts(path: Path) -> list[str]:
-    import json
-
-    texts = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UsageError(f"--calibration={path}: line {number} is not a JSON object with 'text'") from None
-        else:
-            texts.append(line)
-    if len(texts) < 2:
-        raise UsageError(f"--calibration={path}: needs at least 2 texts, found {len(texts)}")
-    return texts
