@@ -30,9 +30,9 @@ def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
     inference = InferenceStack(app, f"{prefix}-inference", config=config, vpc=network.vpc,
                                description=f"genai-cdk {config.name}: LMI endpoints, alarms, dashboard", **common)
     stacks: list[Stack] = [network, inference]
-    if config.training.cluster is not None:
+    if config.training.cluster is not None or config.training.pipeline is not None:
         stacks.append(TrainingStack(app, f"{prefix}-training", config=config, vpc=network.vpc,
-                                    description=f"genai-cdk {config.name}: HyperPod training cluster", **common))
+                                    description=f"genai-cdk {config.name}: training cluster and pipeline", **common))
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
     return stacks

@@ -250,8 +250,39 @@ class ClusterConfig(_Strict):
         return self
 
 
+class PipelineConfig(_Strict):
+    """The fine-tuning pipeline (``FineTuningPipeline``)."""
+
+    training_image: str = Field(pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$")
+    base_model: ModelLocation
+    data_bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    instance_type: str = "ml.trn1.32xlarge"
+    instance_count: int = Field(1, ge=1)
+    use_spot: bool = True
+    max_runtime_hours: int = Field(24, ge=1, le=672)
+    max_wait_hours: int = Field(36, ge=1, le=672)
+    evaluation_instance_type: str = "ml.m5.2xlarge"
+    quality_metric: Literal["rouge1", "rouge2", "rougeL"] = "rouge1"
+    quality_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    hyperparameters: dict[str, str] = {}
+
+    def settings(self):
+        from genai_cdk import TrainingJobSettings
+
+        return TrainingJobSettings(
+            instance_type=self.instance_type, instance_count=self.instance_count, use_spot=self.use_spot,
+            max_runtime=Duration.hours(self.max_runtime_hours), max_wait=Duration.hours(self.max_wait_hours),
+        )
+
+    @model_validator(mode="after")
+    def _valid(self) -> PipelineConfig:
+        self.settings()
+        return self
+
+
 class TrainingConfig(_Strict):
     cluster: ClusterConfig | None = None
+    pipeline: PipelineConfig | None = None
 
 
 class KmsConfig(_Strict):

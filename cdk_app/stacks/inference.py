@@ -8,8 +8,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns_subscriptions as subscriptions
-
 from constructs import Construct
+
 from genai_cdk import DataCapture, LmiEndpoint, ModelArtifact, Variant, encrypted_alarm_topic
 
 from ..config import EnvironmentConfig, VariantConfig

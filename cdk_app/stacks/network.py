@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-
 from constructs import Construct
 
 from ..config import EnvironmentConfig

@@ -1,13 +1,14 @@
-"""Training: the HyperPod cluster of the environment (when configured)."""
+"""Training: the HyperPod cluster and the fine-tuning pipeline of the environment (each when configured)."""
 
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
-
 from constructs import Construct
-from genai_cdk import TrainiumCluster
+
+from genai_cdk import FineTuningPipeline, QualityGate, TrainiumCluster
+from genai_runtime.train.submit import OUTPUT_KEY as PIPELINE_OUTPUT
 
 from ..config import EnvironmentConfig
 
@@ -16,8 +17,28 @@ class TrainingStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
                  **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.cluster: TrainiumCluster | None = None
+        self.pipeline: FineTuningPipeline | None = None
+        if config.training.cluster is not None:
+            self._cluster(config, vpc)
+        if config.training.pipeline is not None:
+            pipeline = config.training.pipeline
+            self.pipeline = FineTuningPipeline(
+                self, "Pipeline",
+                training_image=pipeline.training_image,
+                base_model_bucket=s3.Bucket.from_bucket_name(self, "BaseModelBucket", pipeline.base_model.bucket),
+                base_model_prefix=pipeline.base_model.prefix,
+                data_bucket=s3.Bucket.from_bucket_name(self, "PipelineDataBucket", pipeline.data_bucket),
+                training=pipeline.settings(),
+                evaluation_instance_type=pipeline.evaluation_instance_type,
+                hyperparameters=pipeline.hyperparameters,
+                quality_gate=QualityGate(pipeline.quality_metric, pipeline.quality_threshold),
+            )
+            # `genai train submit -c env=NAME` finds the pipeline through this output.
+            CfnOutput(self, PIPELINE_OUTPUT, value=self.pipeline.state_machine.state_machine_arn)
+
+    def _cluster(self, config: EnvironmentConfig, vpc: ec2.IVpc) -> None:
         cluster_config = config.training.cluster
-        assert cluster_config is not None
         controller, workers = cluster_config.build()
         self.cluster = TrainiumCluster(
             self, "Cluster",

@@ -28,6 +28,9 @@ _EXPORTS = {
     "encrypted_alarm_topic": "notifications",
     "Rollout": "rollout",
     "InstanceGroup": "trainium_cluster",
+    "FineTuningPipeline": "fine_tuning_pipeline",
+    "QualityGate": "fine_tuning_pipeline",
+    "TrainingJobSettings": "fine_tuning_pipeline",
     "TrainiumCluster": "trainium_cluster",
     "Variant": "variant",
 }
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from .alarms import EndpointAlarms
     from .autoscaling import Autoscaling, StepScaling
     from .data_capture import DataCapture
+    from .fine_tuning_pipeline import FineTuningPipeline, QualityGate, TrainingJobSettings
     from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
     from .lmi_endpoint import LmiEndpoint
     from .lmi_image import LmiImage

@@ -22,7 +22,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-
 from constructs import Construct
 
 from ._validation import invalid, require_int

@@ -9,7 +9,6 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk.region_info import FactName
-
 from constructs import Construct
 
 from ._validation import invalid, require_choice

@@ -12,7 +12,6 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
-
 from constructs import IConstruct
 
 

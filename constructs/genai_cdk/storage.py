@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-
 from constructs import Construct
 
 from .nag import acknowledge

@@ -20,7 +20,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_sagemaker as sagemaker
-
 from constructs import Construct
 
 from ._validation import invalid, require_choice, require_int

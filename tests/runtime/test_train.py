@@ -227,6 +227,32 @@ def test_rouge_before_and_after_with_a_plot(tiny_model, dialogues, tmp_path):
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_reads_a_training_jobs_model_tarball(tiny_model, dialogues, tmp_path):
+    import tarfile
+
+    from genai_runtime.train.sft import run_sft
+
+    out = tmp_path / "sm_model_dir"
+    run_sft(_config(tiny_model, dialogues, out, **{"training.max_steps": 4}), progress=False)
+    tarball = tmp_path / "output" / "model.tar.gz"
+    tarball.parent.mkdir()
+    with tarfile.open(tarball, "w:gz") as archive:  # what SageMaker uploads from SM_MODEL_DIR
+        for path in out.iterdir():
+            if path.name != "checkpoints":
+                archive.add(path, arcname=path.name)
+    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "evaluate", "--base",
+                              str(tiny_model), "--trained", str(tarball.parent), "--out", str(tmp_path / "eval")],
+                             capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr[-2000:]
+    lines = dict(line.split("=", 1) for line in process.stdout.splitlines() if line.startswith("rouge"))
+    assert set(lines) == {"rouge1", "rouge2", "rougeL"} and all(0 <= float(v) <= 1 for v in lines.values())
+    assert (tmp_path / "eval" / "eval.json").is_file()
+    bad = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "evaluate", "--base", str(tiny_model),
+                          "--trained", str(tmp_path / "eval"), "--out", str(tmp_path / "e2")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected an sft output with model/ and test.jsonl" in bad.stderr
+
+
 def test_neuron_trainer_outside_the_neuron_image_says_what_is_missing(tiny_model, dialogues, tmp_path):
     from genai_runtime.train.sft import run_sft
 

@@ -146,3 +146,12 @@ def test_an_existing_kms_key_can_be_used_instead_of_a_new_one():
     template.resource_count_is("AWS::KMS::Key", 0)
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": arn})
     template.has_resource_properties("AWS::SageMaker::EndpointConfig", {"KmsKeyId": arn})
+
+
+def test_training_stack_exports_the_pipeline_for_genai_train_submit(synthesized):
+    from genai_runtime.train.submit import OUTPUT_KEY
+
+    for env in ("dev", "prod"):
+        body = synthesized.body(env, "training")
+        machine = next(key for key, r in body["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine")
+        assert body["Outputs"][OUTPUT_KEY]["Value"] == {"Ref": machine}

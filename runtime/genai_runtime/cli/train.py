@@ -19,6 +19,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     sft.add_argument("--no-eval", action="store_true", help="skip the before/after ROUGE evaluation")
     sft.set_defaults(run=_sft)
 
+    evaluate = sub.add_parser("evaluate", help="ROUGE before vs after on the held-out split (the pipeline's gate)")
+    evaluate.add_argument("--base", type=Path, required=True, help="the base model folder")
+    evaluate.add_argument("--trained", type=Path, required=True,
+                          help="sft output folder, or the training job's model.tar.gz (holds model/ and test.jsonl)")
+    evaluate.add_argument("--out", type=Path, required=True)
+    evaluate.set_defaults(run=_evaluate)
+
     submit = sub.add_parser("submit", help="start the deployed fine-tuning pipeline for a dataset")
     submit.add_argument("-c", dest="context", required=True, metavar="env=NAME", help="the environment, e.g. env=dev")
     submit.add_argument("--dataset", required=True, help="s3://BUCKET/KEY of the training data")
@@ -54,6 +61,16 @@ def _sft(args: argparse.Namespace) -> int:
         report = evaluate_before_after(config.model, Path(result.model_dir), config.output_dir / "test.jsonl",
                                        config.output_dir, result.losses)
         print(json.dumps(report, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..train.evaluate import evaluate_output
+
+    report = evaluate_output(args.base, args.trained, args.out)
+    for name, value in report["after"].items():
+        print(f"{name}={value}")  # SageMaker metric definitions read these lines
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -88,3 +88,31 @@ def plot(report: dict, losses: list[tuple[int, float]], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def evaluate_output(base_dir: str | Path, trained: str | Path, out: str | Path) -> dict:
+    """Evaluate an sft output folder (or the training job's ``model.tar.gz`` of it): its ``model/``
+    against the base on its own ``test.jsonl``."""
+    import tarfile
+    import tempfile
+
+    from ..errors import UsageError
+
+    trained, out = Path(trained), Path(out)
+    if trained.is_file() and trained.name.endswith(".tar.gz"):
+        root = Path(tempfile.mkdtemp(prefix="genai-eval-"))
+        with tarfile.open(trained) as archive:
+            archive.extractall(root, filter="data")
+        trained = root
+    if trained.is_dir() and (trained / "model.tar.gz").is_file() and not (trained / "model").is_dir():
+        return evaluate_output(base_dir, trained / "model.tar.gz", out)
+    if not (trained / "model").is_dir() or not (trained / "test.jsonl").is_file():
+        raise UsageError(f"--trained={trained}: expected an sft output with model/ and test.jsonl")
+    losses = []
+    metrics = trained / "train_metrics.json"
+    if metrics.is_file():
+        losses = [tuple(pair) for pair in json.loads(metrics.read_text()).get("losses", [])]
+    report = evaluate_before_after(Path(base_dir), trained / "model", trained / "test.jsonl", out, losses)
+    if not report:
+        raise UsageError(f"--trained={trained}: test.jsonl holds no examples; raise data.test_fraction")
+    return report

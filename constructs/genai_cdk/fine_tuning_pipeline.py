@@ -1,0 +1,309 @@
+"""``FineTuningPipeline``: a Step Functions workflow that fine-tunes, evaluates, gates on quality and
+registers the model with its lineage (the book's FMOps registry).
+
+Train (SageMaker training job: Trainium or GPU, managed spot with S3 checkpoints) -> Evaluate
+(a second job running ``genai train evaluate``, ROUGE read from its metric definitions) -> Gate
+(metric >= threshold) -> Register (a model package in a Model Package Group, pending approval,
+with base model, dataset, artifacts and metrics as metadata). Any failure notifies the topic;
+an alarm watches failed executions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import ArnFormat, Duration, Names, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from ._validation import invalid, require_choice, require_int, require_number
+from .nag import acknowledge_policy_wildcards, allow
+from .notifications import encrypted_alarm_topic
+from .storage import prefer_bucket_policy_access_logs, secure_bucket
+
+TRAINING_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge",
+                  "ml.g5.48xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge")
+METRICS = ("rouge1", "rouge2", "rougeL")
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Register only if ``metric`` (after fine-tuning) reaches ``threshold``."""
+
+    metric: str = "rouge1"
+    threshold: float = 0.2
+
+    def __post_init__(self) -> None:
+        require_choice("quality_gate.metric", self.metric, METRICS)
+        require_number("quality_gate.threshold", self.threshold, minimum=0.0, maximum=1.0)
+
+
+@dataclass(frozen=True)
+class TrainingJobSettings:
+    instance_type: str = "ml.trn1.32xlarge"
+    instance_count: int = 1
+    volume_size_gb: int = 200
+    max_runtime: Duration = field(default_factory=lambda: Duration.hours(24))
+    use_spot: bool = True
+    max_wait: Duration = field(default_factory=lambda: Duration.hours(36))
+
+    def __post_init__(self) -> None:
+        require_choice("training.instance_type", self.instance_type, TRAINING_TYPES)
+        require_int("training.instance_count", self.instance_count, minimum=1, maximum=64)
+        require_int("training.volume_size_gb", self.volume_size_gb, minimum=1, maximum=16384)
+        if self.use_spot and self.max_wait.to_seconds() < self.max_runtime.to_seconds():
+            raise invalid("training.max_wait", self.max_wait.to_human_string(),
+                          f"managed spot needs max_wait >= max_runtime ({self.max_runtime.to_human_string()}).")
+
+
+class FineTuningPipeline(Construct):
+    """Escape hatches: ``state_machine``, ``training_role``, ``artifacts_bucket``, ``model_package_group``,
+    ``failure_alarm``, ``topic``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        training_image: str,
+        base_model_bucket: s3.IBucket,
+        base_model_prefix: str,
+        data_bucket: s3.IBucket,
+        training: TrainingJobSettings | None = None,
+        evaluation_instance_type: str = "ml.m5.2xlarge",
+        hyperparameters: dict[str, str] | None = None,
+        quality_gate: QualityGate | None = None,
+        model_package_group_name: str | None = None,
+        encryption_key: kms.IKey | None = None,
+        alarm_topic: sns.ITopic | None = None,
+    ) -> None:
+        """
+        :param training_image: ECR URI of the runtime training image (containers/training), whose
+            entry point is ``genai train sft``.
+        :param base_model_bucket: where the base model lives (``base_model_prefix``, uncompressed).
+        :param data_bucket: the datasets; each execution names its dataset's S3 URI in its input.
+        :param hyperparameters: ``genai train sft`` config keys (``lora__r``: "16"), per environment.
+        """
+        super().__init__(scope, construct_id)
+        prefer_bucket_policy_access_logs(self)
+        stack = Stack.of(self)
+        training = training or TrainingJobSettings()
+        quality_gate = quality_gate or QualityGate()
+        require_choice("evaluation_instance_type", evaluation_instance_type, TRAINING_TYPES)
+        if not isinstance(training_image, str) or ".dkr.ecr." not in training_image:
+            raise invalid("training_image", training_image, "give the ECR URI of the training image.")
+        hyperparameters = dict(hyperparameters or {})
+        for key, value in hyperparameters.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise invalid("hyperparameters", {key: value}, "keys and values are strings, as SageMaker passes them.")
+        prefix = base_model_prefix.strip("/")
+        if not prefix:
+            raise invalid("base_model_prefix", base_model_prefix, "name the folder of the base model.")
+
+        self.key = encryption_key or kms.Key(self, "Key", enable_key_rotation=True,
+                                             description="Fine-tuning pipeline: artifacts, logs, topic")
+        self.topic = alarm_topic or encrypted_alarm_topic(self, "Topic", self.key, "genai-cdk fine-tuning pipeline")
+        self.artifacts_bucket = secure_bucket(self, "Artifacts", key=self.key, logs_prefix="artifacts/")
+        group_name = model_package_group_name or Names.unique_resource_name(self, max_length=63, separator="-")
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self, "ModelPackageGroup", model_package_group_name=group_name,
+            model_package_group_description="Fine-tuned models registered by the genai-cdk pipeline",
+        )
+
+        self.training_role = iam.Role(self, "TrainingRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                                      description="Fine-tuning and evaluation jobs (least privilege)")
+        self._grant_training_role(stack, base_model_bucket, prefix, data_bucket, training_image)
+
+        base_uri = f"s3://{base_model_bucket.bucket_name}/{prefix}/"
+        output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
+        common_job = {
+            "RoleArn": self.training_role.role_arn,
+            "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
+            "EnableNetworkIsolation": False,
+            "EnableInterContainerTrafficEncryption": True,
+        }
+        train = sfn.CustomState(self, "Train", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": {
+                **common_job,
+                "TrainingJobName.$": "States.Format('sft-{}', $$.Execution.Name)",
+                "AlgorithmSpecification": {"TrainingImage": training_image, "TrainingInputMode": "File"},
+                "HyperParameters": hyperparameters,
+                "InputDataConfig": [_channel("train", "$.dataset", prefix=True), _channel("model", base_uri)],
+                "ResourceConfig": {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
+                                   "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": self.key.key_arn},
+                "StoppingCondition": {
+                    "MaxRuntimeInSeconds": int(training.max_runtime.to_seconds()),
+                    **({"MaxWaitTimeInSeconds": int(training.max_wait.to_seconds())} if training.use_spot else {}),
+                },
+                "EnableManagedSpotTraining": training.use_spot,
+                "CheckpointConfig": {"S3Uri.$": f"States.Format('s3://{self.artifacts_bucket.bucket_name}"
+                                                 "/checkpoints/{}/', $$.Execution.Name)",
+                                     "LocalPath": "/opt/ml/checkpoints"},
+            },
+            "ResultSelector": {"ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+                               "TrainingJobArn.$": "$.TrainingJobArn"},
+            "ResultPath": "$.train",
+        })
+        evaluate = sfn.CustomState(self, "Evaluate", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": {
+                **common_job,
+                "TrainingJobName.$": "States.Format('eval-{}', $$.Execution.Name)",
+                "AlgorithmSpecification": {
+                    "TrainingImage": training_image, "TrainingInputMode": "File",
+                    "ContainerEntrypoint": ["genai", "train", "evaluate"],
+                    "ContainerArguments": ["--base", "/opt/ml/input/data/model", "--trained",
+                                           "/opt/ml/input/data/trained", "--out", "/opt/ml/model"],
+                    "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
+                },
+                "InputDataConfig": [_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
+                "ResourceConfig": {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100,
+                                   "VolumeKmsKeyId": self.key.key_arn},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
+            },
+            "ResultSelector": {
+                "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
+                "Metrics.$": "$.FinalMetricDataList",
+            },
+            "ResultPath": "$.evaluation",
+        })
+        register = tasks.CallAwsService(
+            self, "Register", service="sagemaker", action="createModelPackage",
+            iam_resources=[stack.format_arn(service="sagemaker", resource="model-package",
+                                            resource_name=f"{group_name.lower()}/*")],
+            parameters={
+                "ModelPackageGroupName": group_name,
+                "ModelApprovalStatus": "PendingManualApproval",
+                "ModelPackageDescription.$": "States.Format('Fine-tuned by execution {}', $$.Execution.Name)",
+                "InferenceSpecification": {
+                    "Containers": [{"Image": training_image, "ModelDataUrl.$": "$.train.ModelArtifacts"}],
+                    "SupportedContentTypes": ["application/json"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+                "CustomerMetadataProperties": {
+                    "base_model": base_uri,
+                    "dataset.$": "$.dataset",
+                    "training_job.$": "$.train.TrainingJobArn",
+                    f"{quality_gate.metric}.$": "States.Format('{}', $.evaluation.Score[0])",
+                },
+            },
+            result_path="$.registered",
+        )
+        notify_failure = tasks.SnsPublish(
+            self, "NotifyFailure", topic=self.topic, subject="genai-cdk fine-tuning failed",
+            message=sfn.TaskInput.from_json_path_at("$.error"), result_path=sfn.JsonPath.DISCARD,
+        )
+        failed = sfn.Fail(self, "Failed", error="FineTuningFailed", cause="See the execution's error output")
+        below_gate = sfn.Fail(self, "BelowQualityGate", error="QualityGateFailed",
+                              cause=f"{quality_gate.metric} below {quality_gate.threshold}")
+        notify_failure.next(failed)
+        for state in (train, evaluate):
+            state.add_catch(notify_failure, result_path="$.error")
+        register.add_catch(notify_failure, result_path="$.error")
+        gate = (sfn.Choice(self, "QualityGate")
+                .when(sfn.Condition.number_greater_than_equals("$.evaluation.Score[0]", quality_gate.threshold),
+                      register.next(sfn.Succeed(self, "Registered")))
+                .otherwise(below_gate))
+
+        log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=self.key,
+                                  retention=logs.RetentionDays.ONE_YEAR)
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")], resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
+        ))
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(train.next(evaluate).next(gate)),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        self._grant_state_machine(stack)
+        # cfn-lint W3005: aws-cdk-lib adds a DependsOn the role that the RoleArn GetAtt already implies.
+        self.state_machine.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        acknowledge_policy_wildcards(
+            self.state_machine.role.node.find_child("DefaultPolicy").node.default_child,
+            "aws-cdk-lib adds X-Ray tracing and CloudWatch Logs delivery actions, which have no resource-level "
+            "permissions, to the state machine role.",
+        )
+        self.failure_alarm = cloudwatch.Alarm(
+            self, "FailedExecutions", metric=self.state_machine.metric_failed(period=Duration.minutes(5)),
+            threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description="A fine-tuning pipeline execution failed",
+        )
+        self.failure_alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+
+    def _grant_training_role(self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket,
+                             image: str) -> None:
+        role = self.training_role
+        allow(role, iam.PolicyStatement(actions=["s3:GetObject"],
+                                        resources=[base_bucket.arn_for_objects(f"{prefix}/*")]),
+              "Training reads every file of the base model under its own prefix.")
+        allow(role, iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_bucket.arn_for_objects("*")]),
+              "Each execution names its dataset at run time; reads stay in the data bucket.")
+        allow(role, iam.PolicyStatement(actions=["s3:ListBucket"],
+                                        resources=[base_bucket.bucket_arn, data_bucket.bucket_arn,
+                                                   self.artifacts_bucket.bucket_arn]))
+        allow(role, iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"],
+                                        resources=[self.artifacts_bucket.arn_for_objects("*")]),
+              "Jobs write model artifacts and spot checkpoints under per-execution names in their own bucket.")
+        self.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey")
+        repository = image.split("/", 1)[1].split(":")[0].split("@")[0]
+        account, region = image.split(".", 1)[0], image.split(".")[3]
+        allow(role, iam.PolicyStatement(
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[stack.format_arn(service="ecr", account=account, region=region, resource="repository",
+                                        resource_name=repository)]))
+        allow(role, iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+              "ecr:GetAuthorizationToken has no resource-level permissions; pulls are scoped to one repository.")
+        allow(role, iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            resources=[stack.format_arn(service="logs", resource="log-group",
+                                        resource_name="/aws/sagemaker/TrainingJobs*",
+                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]),
+            "Training jobs log to streams named after each job under SageMaker's training log group.")
+        allow(role, iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                        conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}}),
+              "cloudwatch:PutMetricData has no resource-level permissions; a namespace condition scopes it.")
+
+    def _grant_state_machine(self, stack: Stack) -> None:
+        role = self.state_machine.role
+        jobs = [stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{kind}-*")
+                for kind in ("sft", "eval")]
+        allow(role, iam.PolicyStatement(
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                     "sagemaker:AddTags"], resources=jobs),
+            "Job names carry the execution name, so the pipeline may manage only sft-* and eval-* jobs.")
+        allow(role, iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self.training_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+        allow(role, iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule",
+                                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule")]))
+        allow(role, iam.PolicyStatement(actions=["sagemaker:AddTags"], resources=[
+            stack.format_arn(service="sagemaker", resource="model-package",
+                             resource_name=f"{self.model_package_group.model_package_group_name.lower()}/*")]),
+              "Model packages get version numbers at registration; the grant stays inside the pipeline's group.")
+
+
+def _channel(name: str, uri: str, prefix: bool = True) -> dict:
+    source = {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated"}
+    if uri.startswith("$."):
+        source["S3Uri.$"] = uri
+    else:
+        source["S3Uri"] = uri
+    return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
