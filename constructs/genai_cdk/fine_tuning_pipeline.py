@@ -196,6 +196,8 @@ class FineTuningPipeline(Construct):
                     "base_model": base_uri,
                     "dataset.$": "$.dataset",
                     "training_job.$": "$.train.TrainingJobArn",
+                    # model/ (the adapter or full model) and, with merge_adapter, merged/ inside the tarball
+                    "artifacts.$": "$.train.ModelArtifacts",
                     f"{quality_gate.metric}.$": "States.Format('{}', $.evaluation.Score[0])",
                 },
             },

@@ -78,6 +78,7 @@ def test_registration_carries_lineage_metadata(built):
     metadata = register["CustomerMetadataProperties"]
     assert metadata["base_model"] == "s3://my-models/llama2-7b/"
     assert metadata["dataset.$"] == "$.dataset" and "rougeL.$" in metadata and "training_job.$" in metadata
+    assert metadata["artifacts.$"] == "$.train.ModelArtifacts"
     template.has_resource_properties("AWS::SageMaker::ModelPackageGroup", {
         "ModelPackageGroupName": register["ModelPackageGroupName"]})
 
