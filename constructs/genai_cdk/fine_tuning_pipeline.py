@@ -137,7 +137,11 @@ class FineTuningPipeline(Construct):
             "Parameters": {
                 **common_job,
                 "TrainingJobName.$": "States.Format('sft-{}', $$.Execution.Name)",
-                "AlgorithmSpecification": {"TrainingImage": training_image, "TrainingInputMode": "File"},
+                "AlgorithmSpecification": {
+                    "TrainingImage": training_image, "TrainingInputMode": "File",
+                    # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
+                    "ContainerEntrypoint": ["genai", "train", "launch"],
+                },
                 "HyperParameters": hyperparameters,
                 "InputDataConfig": [_channel("train", "$.dataset", prefix=True), _channel("model", base_uri)],
                 "ResourceConfig": {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,

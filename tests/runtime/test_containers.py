@@ -42,14 +42,13 @@ def test_inference_image_entry_point_is_importable():
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.gpu", "Dockerfile.neuron"])
-def test_training_images_run_genai_train_sft(name, capsys):
-    from genai_runtime.cli import main
+def test_training_images_launch_genai_train_sft(name):
+    from genai_runtime.cli import build_parser
 
     text = (ROOT / "containers" / "training" / name).read_text()
     entry = re.search(r'^ENTRYPOINT \[(.+)\]$', text, re.MULTILINE).group(1)
     argv = [part.strip().strip('"') for part in entry.split(",")]
-    assert argv[:3] == ["genai", "train", "sft"]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*argv[1:], "--help"])  # the entry point parses as a real command
-    assert exit_info.value.code == 0
+    assert argv[:3] == ["genai", "train", "launch"]
+    parsed = build_parser().parse_args([*argv[1:], "train"])  # SageMaker appends "train"
+    assert parsed.command == "launch" and parsed.sagemaker_mode == "train"
     assert "runtime/genai_runtime" in text

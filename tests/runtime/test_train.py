@@ -290,3 +290,30 @@ def test_submit_starts_the_deployed_pipeline(monkeypatch):
             submit("prod", "s3://my-data/x.jsonl")
         with pytest.raises(UsageError, match="give the S3 URI"):
             submit("dev", "/local/file.jsonl")
+
+
+def test_launch_builds_torchrun_from_the_sagemaker_environment():
+    from genai_runtime.train.launch import torchrun_command
+
+    environ = {"SM_HOSTS": json.dumps(["algo-2", "algo-1"]), "SM_CURRENT_HOST": "algo-2", "SM_NUM_NEURONS": "32"}
+    command = torchrun_command(["--set", "mode=lora"], environ)
+    assert command[1:3] == ["-m", "torch.distributed.run"]
+    assert command[3:8] == ["--nnodes=2", "--node_rank=1", "--nproc_per_node=32", "--master_addr=algo-1",
+                            "--master_port=29500"]
+    assert command[-6:] == ["-m", "genai_runtime.cli", "train", "sft", "--set", "mode=lora"]
+    assert torchrun_command([], {"SM_NUM_GPUS": "8"})[3:6] == ["--nnodes=1", "--node_rank=0", "--nproc_per_node=8"]
+    assert torchrun_command([], {})[5] == "--nproc_per_node=1"
+    with pytest.raises(UsageError, match="SM_CURRENT_HOST='algo-9' is not in SM_HOSTS"):
+        torchrun_command([], {"SM_HOSTS": json.dumps(["algo-1"]), "SM_CURRENT_HOST": "algo-9"})
+
+
+def test_launch_trains_under_torchrun(tiny_model, dialogues, tmp_path):
+    config = tmp_path / "sft.json"
+    config.write_text(json.dumps({"model": str(tiny_model), "data": {"train": str(dialogues)},
+                                  "output_dir": str(tmp_path / "out"), "evaluate": False,
+                                  "training": {"max_steps": 3, "save_steps": 100}}))
+    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
+                             capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "torch.distributed.run --nnodes=1 --node_rank=0 --nproc_per_node=1" in process.stdout
+    assert json.loads((tmp_path / "out" / "train_metrics.json").read_text())["global_step"] == 3

@@ -59,6 +59,7 @@ def test_training_job_uses_spot_with_checkpoints_on_trainium(built):
     assert channels["train"]["S3Uri.$"] == "$.dataset"
     assert channels["model"]["S3Uri"] == "s3://my-models/llama2-7b/"
     assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert job["AlgorithmSpecification"]["ContainerEntrypoint"] == ["genai", "train", "launch"]
     assert job["EnableInterContainerTrafficEncryption"] is True
 
 

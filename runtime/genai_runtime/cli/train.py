@@ -13,11 +13,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     sft = sub.add_parser("sft", help="supervised instruction fine-tuning: full, lora, qlora or prompt_tuning")
-    sft.add_argument("--config", type=Path, help="YAML/JSON TrainConfig (SageMaker's SM_* variables override it)")
-    sft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set mode=qlora --set training.max_steps=50")
-    sft.add_argument("--no-eval", action="store_true", help="skip the before/after ROUGE evaluation")
+    _sft_arguments(sft)
     sft.set_defaults(run=_sft)
+
+    launch = sub.add_parser("launch", help="genai train sft under torchrun on every device and host of the job")
+    _sft_arguments(launch)
+    # SageMaker starts training images as `<entrypoint> train`; accept and ignore that word.
+    launch.add_argument("sagemaker_mode", nargs="?", choices=["train"], help=argparse.SUPPRESS)
+    launch.set_defaults(run=_launch)
 
     evaluate = sub.add_parser("evaluate", help="ROUGE before vs after on the held-out split (the pipeline's gate)")
     evaluate.add_argument("--base", type=Path, required=True, help="the base model folder")
@@ -31,6 +34,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--dataset", required=True, help="s3://BUCKET/KEY of the training data")
     submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     submit.set_defaults(run=_submit)
+
+
+def _sft_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML/JSON TrainConfig (SageMaker's SM_* variables override it)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set mode=qlora --set training.max_steps=50")
+    parser.add_argument("--no-eval", action="store_true", help="skip the before/after ROUGE evaluation")
 
 
 def _pairs(items: list[str]) -> dict:
@@ -62,6 +72,17 @@ def _sft(args: argparse.Namespace) -> int:
                                        config.output_dir, result.losses)
         print(json.dumps(report, indent=2))
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from ..train.launch import torchrun_command
+
+    forwarded = ([f"--config={args.config}"] if args.config else []) + [f"--set={item}" for item in args.set]
+    command = torchrun_command(forwarded + (["--no-eval"] if args.no_eval else []))
+    print(" ".join(command), flush=True)
+    return subprocess.run(command, check=False).returncode
 
 
 def _evaluate(args: argparse.Namespace) -> int:
