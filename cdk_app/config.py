@@ -245,7 +245,7 @@ class ClusterConfig(_Strict):
         from genai_cdk.trainium_cluster import TrainiumCluster
 
         controller, workers = self.build()
-        TrainiumCluster._validate(workers, controller, self.fsx_storage_gib, self.fsx_throughput_per_tib,
+        TrainiumCluster.validate_props(workers, controller, self.fsx_storage_gib, self.fsx_throughput_per_tib,
                                   TrainiumCluster.default_lifecycle_scripts())
         return self
 

@@ -125,64 +125,63 @@ class FineTuningPipeline(Construct):
 
         base_uri = f"s3://{base_model_bucket.bucket_name}/{prefix}/"
         output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
-        common_job = {
-            "RoleArn": self.training_role.role_arn,
-            "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
-            "EnableNetworkIsolation": False,
-            "EnableInterContainerTrafficEncryption": True,
-        }
-        train = sfn.CustomState(self, "Train", state_json={
-            "Type": "Task",
-            "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
-            "Parameters": {
-                **common_job,
-                "TrainingJobName.$": "States.Format('sft-{}', $$.Execution.Name)",
-                "AlgorithmSpecification": {
-                    "TrainingImage": training_image, "TrainingInputMode": "File",
-                    # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
-                    "ContainerEntrypoint": ["genai", "train", "launch"],
+        def training_job(state_id: str, job_prefix: str, entrypoint: list[str], resources: dict,
+                         **parameters) -> sfn.CustomState:
+            """A createTrainingJob.sync state on the training image, its job named after the execution."""
+            algorithm = {"TrainingImage": training_image, "TrainingInputMode": "File",
+                         "ContainerEntrypoint": entrypoint, **parameters.pop("algorithm", {})}
+            result = parameters.pop("result")
+            return sfn.CustomState(self, state_id, state_json={
+                "Type": "Task",
+                "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": {
+                    "RoleArn": self.training_role.role_arn,
+                    "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
+                    "EnableNetworkIsolation": False,
+                    "EnableInterContainerTrafficEncryption": True,
+                    "TrainingJobName.$": f"States.Format('{job_prefix}-{{}}', $$.Execution.Name)",
+                    "AlgorithmSpecification": algorithm,
+                    "ResourceConfig": {**resources, "VolumeKmsKeyId": self.key.key_arn},
+                    **parameters,
                 },
-                "HyperParameters": hyperparameters,
-                "InputDataConfig": [_channel("train", "$.dataset", prefix=True), _channel("model", base_uri)],
-                "ResourceConfig": {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
-                                   "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": self.key.key_arn},
-                "StoppingCondition": {
-                    "MaxRuntimeInSeconds": int(training.max_runtime.to_seconds()),
-                    **({"MaxWaitTimeInSeconds": int(training.max_wait.to_seconds())} if training.use_spot else {}),
-                },
-                "EnableManagedSpotTraining": training.use_spot,
-                "CheckpointConfig": {"S3Uri.$": f"States.Format('s3://{self.artifacts_bucket.bucket_name}"
-                                                 "/checkpoints/{}/', $$.Execution.Name)",
-                                     "LocalPath": "/opt/ml/checkpoints"},
+                **result,
+            })
+
+        # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
+        train = training_job(
+            "Train", "sft", ["genai", "train", "launch"],
+            {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
+             "VolumeSizeInGB": training.volume_size_gb},
+            HyperParameters=hyperparameters,
+            InputDataConfig=[_channel("train", "$.dataset"), _channel("model", base_uri)],
+            StoppingCondition={
+                "MaxRuntimeInSeconds": int(training.max_runtime.to_seconds()),
+                **({"MaxWaitTimeInSeconds": int(training.max_wait.to_seconds())} if training.use_spot else {}),
             },
-            "ResultSelector": {"ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
-                               "TrainingJobArn.$": "$.TrainingJobArn"},
-            "ResultPath": "$.train",
-        })
-        evaluate = sfn.CustomState(self, "Evaluate", state_json={
-            "Type": "Task",
-            "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
-            "Parameters": {
-                **common_job,
-                "TrainingJobName.$": "States.Format('eval-{}', $$.Execution.Name)",
-                "AlgorithmSpecification": {
-                    "TrainingImage": training_image, "TrainingInputMode": "File",
-                    "ContainerEntrypoint": ["genai", "train", "evaluate"],
-                    "ContainerArguments": ["--base", "/opt/ml/input/data/model", "--trained",
-                                           "/opt/ml/input/data/trained", "--out", "/opt/ml/model"],
-                    "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
-                },
-                "InputDataConfig": [_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
-                "ResourceConfig": {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100,
-                                   "VolumeKmsKeyId": self.key.key_arn},
-                "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
+            EnableManagedSpotTraining=training.use_spot,
+            CheckpointConfig={"S3Uri.$": f"States.Format('s3://{self.artifacts_bucket.bucket_name}"
+                                         "/checkpoints/{}/', $$.Execution.Name)",
+                              "LocalPath": "/opt/ml/checkpoints"},
+            result={"ResultSelector": {"ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+                                       "TrainingJobArn.$": "$.TrainingJobArn"},
+                    "ResultPath": "$.train"},
+        )
+        evaluate = training_job(
+            "Evaluate", "eval", ["genai", "train", "evaluate"],
+            {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
+            algorithm={
+                "ContainerArguments": ["--base", "/opt/ml/input/data/model", "--trained",
+                                       "/opt/ml/input/data/trained", "--out", "/opt/ml/model"],
+                "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
             },
-            "ResultSelector": {
-                "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
-                "Metrics.$": "$.FinalMetricDataList",
-            },
-            "ResultPath": "$.evaluation",
-        })
+            InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
+            StoppingCondition={"MaxRuntimeInSeconds": 4 * 3600},
+            result={"ResultSelector": {
+                        "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
+                        "Metrics.$": "$.FinalMetricDataList",
+                    },
+                    "ResultPath": "$.evaluation"},
+        )
         register = tasks.CallAwsService(
             self, "Register", service="sagemaker", action="createModelPackage",
             iam_resources=[stack.format_arn(service="sagemaker", resource="model-package",
@@ -306,7 +305,8 @@ class FineTuningPipeline(Construct):
               "Model packages get version numbers at registration; the grant stays inside the pipeline's group.")
 
 
-def _channel(name: str, uri: str, prefix: bool = True) -> dict:
+def _channel(name: str, uri: str) -> dict:
+    """An S3-prefix input channel; a ``$.`` path is resolved from the execution input."""
     source = {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated"}
     if uri.startswith("$."):
         source["S3Uri.$"] = uri

@@ -89,7 +89,7 @@ class TrainiumCluster(Construct):
         stack = Stack.of(self)
         workers = list(workers) if workers is not None else [InstanceGroup("trn1")]
         controller = controller or InstanceGroup("controller", "ml.m5.xlarge", 1, volume_size_gb=100)
-        self._validate(workers, controller, fsx_storage_gib, fsx_throughput_per_tib, lifecycle_scripts)
+        self.validate_props(workers, controller, fsx_storage_gib, fsx_throughput_per_tib, lifecycle_scripts)
         subnet = self._subnet(vpc, availability_zone)
         self.cluster_name = cluster_name or Names.unique_resource_name(self, max_length=63, separator="-")
 
@@ -172,7 +172,8 @@ class TrainiumCluster(Construct):
         return LIFECYCLE_SCRIPTS
 
     @staticmethod
-    def _validate(workers, controller, storage, throughput, lifecycle_scripts) -> None:
+    def validate_props(workers, controller, storage, throughput, lifecycle_scripts) -> None:
+        """The checks the constructor runs, also usable on a configuration before synth."""
         if not workers:
             raise invalid("workers", workers, "give at least one worker InstanceGroup.")
         names = [controller.name] + [w.name for w in workers]
