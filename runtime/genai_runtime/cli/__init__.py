@@ -4,6 +4,7 @@
     genai train sft|submit       instruction fine-tuning; start the deployed pipeline
     genai serve                  a local SageMaker-contract inference server
     genai optimize ...           merge, quantize, prune, distill, compile, package
+    genai rag ingest|query       build a vector index from documents; retrieve and answer
 
 Each group lives in its own module and imports heavy libraries only when its command runs.
 """
@@ -15,13 +16,15 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError
-from . import model, optimize, serve, train
+from . import model, optimize, rag, serve, train
 
-GROUPS = (model, train, serve, optimize)
+GROUPS = (model, train, serve, optimize, rag)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genai", description="genai-cdk runtime: models, serving, optimization.")
+    parser = argparse.ArgumentParser(
+        prog="genai", description="genai-cdk runtime: models, training, serving, optimization, RAG."
+    )
     commands = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(commands)

@@ -1,0 +1,147 @@
+"""``genai rag ingest|query``: build a vector index from files, then ask it questions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._args import fraction_or_bound, non_negative_int, positive_int
+
+
+def _filter(text: str) -> tuple[str, str | int | float | bool]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier() or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. year=2022)")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("rag", help="retrieval-augmented generation: ingest documents, query them")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ingest = sub.add_parser("ingest", help="chunk, embed and index files (text, Markdown, HTML, PDF); idempotent")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked recursively)")
+    ingest.add_argument(
+        "--index",
+        required=True,
+        metavar="DIR_OR_URL",
+        help="a folder (FAISS, created if missing) or https://HOST/INDEX (OpenSearch)",
+    )
+    ingest.add_argument("--chunk-size", type=positive_int, default=512, help="characters per chunk (default: 512)")
+    ingest.add_argument(
+        "--chunk-overlap",
+        type=non_negative_int,
+        default=100,
+        help="characters shared by neighbouring chunks (default: 100)",
+    )
+    ingest.add_argument(
+        "--embeddings",
+        default="local",
+        help="local | local:PATH | sagemaker:ENDPOINT | bedrock:MODEL_ID (default: local MiniLM)",
+    )
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ingest.set_defaults(run=_ingest)
+
+    query = sub.add_parser("query", help="retrieve the chunks that answer a question, and generate an answer")
+    query.add_argument("question")
+    query.add_argument("--index", required=True, metavar="DIR_OR_URL", help="as given to genai rag ingest")
+    query.add_argument("--k", type=positive_int, default=3, help="chunks to retrieve (default: 3)")
+    query.add_argument(
+        "--search",
+        choices=("hybrid", "similarity", "mmr"),
+        default=None,
+        help="hybrid (BM25 + vectors, the default), similarity or mmr",
+    )
+    query.add_argument("--mmr", action="store_true", help="shorthand for --search mmr")
+    query.add_argument("--fetch-k", type=positive_int, default=20, help="candidates for MMR/hybrid (default: 20)")
+    query.add_argument(
+        "--lambda-mult",
+        type=fraction_or_bound,
+        default=0.5,
+        help="MMR: 1 = relevance only, 0 = diversity only (default: 0.5)",
+    )
+    query.add_argument(
+        "--filter",
+        type=_filter,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep chunks whose metadata matches; repeat for several",
+    )
+    query.add_argument("--embeddings", default="local", help="the embeddings the index was built with")
+    query.add_argument(
+        "--generate",
+        metavar="URL_OR_MODEL",
+        help="http(s)://HOST:PORT of genai serve, sagemaker:ENDPOINT or bedrock:MODEL_ID",
+    )
+    query.add_argument("--max-new-tokens", type=positive_int, default=256, help="answer length (default: 256)")
+    query.add_argument("--json", action="store_true", help="print JSON instead of text")
+    query.set_defaults(run=_query)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from ..rag.chunking import validate_chunking
+    from ..rag.embeddings import embeddings_from_spec, parse_spec
+    from ..rag.index import open_index
+    from ..rag.ingest import ingest_paths
+
+    validate_chunking(args.chunk_size, args.chunk_overlap)
+    parse_spec(args.embeddings)
+    index = open_index(args.index, args.embeddings, create=True)
+    report = ingest_paths(
+        args.paths,
+        index,
+        embeddings_from_spec(args.embeddings),
+        chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap,
+        progress=not args.no_progress,
+    )
+    print(f"{args.index}: {report.summary()}")
+    for reason in (report.failed[source] for source in sorted(report.failed)):
+        print(f"  failed: {reason}")
+    return 1 if report.failed else 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from ..errors import UsageError
+    from ..rag.chain import RagChain, validate_question
+    from ..rag.embeddings import embeddings_from_spec, parse_spec
+    from ..rag.generate import GenerationSettings, generator_from_spec
+    from ..rag.index import open_index
+    from ..rag.search import SearchOptions
+
+    validate_question(args.question)
+    parse_spec(args.embeddings)
+    try:
+        options = SearchOptions(
+            k=args.k,
+            fetch_k=max(args.fetch_k, args.k),
+            lambda_mult=args.lambda_mult,
+            search_type="mmr" if args.mmr else (args.search or "hybrid"),
+            filter=dict(args.filter),
+        )
+    except ValidationError as error:
+        raise UsageError("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
+    generator = None
+    if args.generate:
+        generator = generator_from_spec(args.generate, GenerationSettings(max_new_tokens=args.max_new_tokens))
+    chain = RagChain(open_index(args.index, args.embeddings), embeddings_from_spec(args.embeddings), generator)
+    answer = chain(args.question, options)
+    if args.json:
+        print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    for n, chunk in enumerate(answer.sources, start=1):
+        print(f"[{n}] score={chunk.score:.4f} source={chunk.source}")
+        print("    " + chunk.text.replace("\n", "\n    "))
+    if answer.answer is not None:
+        print(f"\nAnswer: {answer.answer}")
+    return 0

@@ -1,0 +1,120 @@
+"""Generators: text in, text out, over the deployments this toolkit makes.
+
+http(s)://HOST[:PORT]   a ``genai serve`` server (POST /invocations, the LMI contract)
+sagemaker:ENDPOINT      a SageMaker LMI endpoint (the same contract)
+bedrock:MODEL_ID        a Bedrock model through the Converse API
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+
+Generator = Callable[[str], str]
+
+
+class GenerationError(RuntimeError):
+    """The model endpoint failed or answered in an unexpected shape."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 256
+    temperature: float = 0.1
+
+    def lmi_parameters(self) -> dict:
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "do_sample": self.temperature > 0.1,
+        }
+
+
+def _generated_text(payload, origin: str) -> str:
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if isinstance(payload, dict) and isinstance(payload.get("generated_text"), str):
+        return payload["generated_text"]
+    raise GenerationError(f'{origin} answered {str(payload)[:200]!r}; expected [{{"generated_text": ...}}]')
+
+
+@dataclass
+class ServeGenerator:
+    url: str
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    timeout_s: float = 120.0
+
+    def __call__(self, prompt: str) -> str:
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"inputs": prompt, "parameters": self.settings.lmi_parameters()}).encode()
+        request = urllib.request.Request(
+            self.url.rstrip("/") + "/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) only
+                return _generated_text(json.loads(response.read()), self.url)
+        except urllib.error.HTTPError as error:
+            raise GenerationError(
+                f"{self.url}: HTTP {error.code}: {error.read()[:300].decode(errors='replace')}"
+            ) from None
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise GenerationError(f"{self.url}: cannot reach the model server: {error}") from None
+
+
+@dataclass
+class SageMakerGenerator:
+    endpoint_name: str
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    client: object = None
+
+    def __call__(self, prompt: str) -> str:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("sagemaker-runtime")
+        response = self.client.invoke_endpoint(
+            EndpointName=self.endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps({"inputs": prompt, "parameters": self.settings.lmi_parameters()}),
+        )
+        return _generated_text(json.loads(response["Body"].read()), f"sagemaker:{self.endpoint_name}")
+
+
+@dataclass
+class BedrockGenerator:
+    model_id: str
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    client: object = None
+
+    def __call__(self, prompt: str) -> str:
+        if self.client is None:
+            import boto3
+
+            self.client = boto3.client("bedrock-runtime")
+        response = self.client.converse(
+            modelId=self.model_id,
+            messages=[{"role": "user", "content": [{"text": prompt}]}],
+            inferenceConfig={"maxTokens": self.settings.max_new_tokens, "temperature": self.settings.temperature},
+        )
+        try:
+            return "".join(part.get("text", "") for part in response["output"]["message"]["content"])
+        except (KeyError, TypeError):
+            raise GenerationError(f"bedrock:{self.model_id} answered without output.message.content") from None
+
+
+def generator_from_spec(spec: str, settings: GenerationSettings | None = None) -> Generator:
+    settings = settings or GenerationSettings()
+    if spec.startswith(("http://", "https://")):
+        return ServeGenerator(spec, settings)
+    provider, _, target = spec.partition(":")
+    if provider == "sagemaker" and target:
+        return SageMakerGenerator(target, settings)
+    if provider == "bedrock" and target:
+        return BedrockGenerator(target, settings)
+    raise UsageError(f"generate={spec!r} is invalid: use http(s)://HOST:PORT, sagemaker:ENDPOINT or bedrock:MODEL_ID")

@@ -1,0 +1,288 @@
+"""The deployed vector index: an OpenSearch k-NN index, with the same interface as ``FaissIndex``.
+
+Documents are written by langchain's ``OpenSearchVectorSearch`` (bulk ``index`` with the chunk id as
+``_id``, so a retry overwrites) in its layout: ``vector_field``, ``text`` and a ``metadata`` object.
+The index itself is created by ``index_body`` (the VectorStore construct's custom resource calls
+the same function), so ``metadata.source`` is a keyword and filters run inside the HNSW search
+(faiss engine). Hybrid search sends OpenSearch's ``hybrid`` query through a search pipeline that
+fuses the keyword and vector rankings by reciprocal rank fusion, as ``FaissIndex`` does locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlparse
+
+from langchain_core.embeddings import Embeddings
+
+from ..errors import UsageError
+from .chunking import Chunk
+from .search import RRF_K, Retrieved, SearchOptions, mmr_select
+
+VECTOR_FIELD = "vector_field"
+TEXT_FIELD = "text"
+HYBRID_PIPELINE = "genai-hybrid"
+MAX_HITS = 10_000
+# Metadata every chunk carries, and the OpenSearch type each is mapped to.
+BASE_METADATA_FIELDS: dict[str, str] = {
+    "source": "keyword",
+    "chunk": "integer",
+    "start_index": "integer",
+    "page": "integer",
+    "content_hash": "keyword",
+}
+METADATA_TYPES = frozenset({"keyword", "integer", "long", "float", "boolean", "date"})
+SPACE_TYPES = frozenset({"innerproduct", "l2", "cosinesimil"})
+ENGINES = frozenset({"faiss", "lucene"})
+
+
+def index_body(
+    dimension: int,
+    *,
+    metadata_fields: Mapping[str, str] | None = None,
+    engine: str = "faiss",
+    space_type: str = "innerproduct",
+    m: int = 16,
+    ef_construction: int = 512,
+    ef_search: int = 512,
+    shards: int = 2,
+    replicas: int = 1,
+) -> dict:
+    """The k-NN index definition: HNSW over normalised vectors, metadata typed for filters."""
+    if not isinstance(dimension, int) or not 1 <= dimension <= 16_000:
+        raise UsageError(f"dimension={dimension!r} is invalid: give the embedding model's vector size (1..16000)")
+    if engine not in ENGINES:
+        raise UsageError(f"engine={engine!r} is invalid: use one of {sorted(ENGINES)} (both filter during search)")
+    if space_type not in SPACE_TYPES:
+        raise UsageError(f"space_type={space_type!r} is invalid: use one of {sorted(SPACE_TYPES)}")
+    fields = {**BASE_METADATA_FIELDS, **(metadata_fields or {})}
+    for name, kind in fields.items():
+        if kind not in METADATA_TYPES:
+            raise UsageError(f"metadata field {name}={kind!r} is invalid: use one of {sorted(METADATA_TYPES)}")
+    return {
+        "settings": {
+            "index": {
+                "knn": True,
+                "knn.algo_param.ef_search": ef_search,
+                "number_of_shards": shards,
+                "number_of_replicas": replicas,
+            }
+        },
+        "mappings": {
+            "properties": {
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": engine,
+                        "space_type": space_type,
+                        "parameters": {"m": m, "ef_construction": ef_construction},
+                    },
+                },
+                TEXT_FIELD: {"type": "text"},
+                "metadata": {"properties": {name: {"type": kind} for name, kind in sorted(fields.items())}},
+            }
+        },
+    }
+
+
+def hybrid_pipeline_body(rank_constant: int = RRF_K) -> dict:
+    """The search pipeline the hybrid query runs through: reciprocal rank fusion (OpenSearch 2.19+)."""
+    return {
+        "description": "genai-cdk hybrid search: BM25 and k-NN fused by reciprocal rank fusion",
+        "phase_results_processors": [
+            {"score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": rank_constant}}}
+        ],
+    }
+
+
+def filter_clause(filter: Mapping[str, object]) -> dict:
+    return {"bool": {"filter": [{"term": {f"metadata.{key}": value}} for key, value in sorted(filter.items())]}}
+
+
+def knn_query(vector: Sequence[float], k: int, filter: Mapping[str, object]) -> dict:
+    knn: dict = {"vector": list(vector), "k": k}
+    if filter:
+        knn["filter"] = filter_clause(filter)
+    return {"knn": {VECTOR_FIELD: knn}}
+
+
+def search_body(vector: Sequence[float], options: SearchOptions, question: str | None = None) -> dict:
+    """The query DSL for one search (``question`` only for hybrid)."""
+    if options.search_type == "hybrid":
+        keyword: dict = {"match": {TEXT_FIELD: {"query": question}}}
+        if options.filter:
+            keyword = {"bool": {"must": [keyword], **filter_clause(options.filter)["bool"]}}
+        return {
+            "size": options.k,
+            "_source": {"excludes": [VECTOR_FIELD]},
+            "query": {"hybrid": {"queries": [keyword, knn_query(vector, options.fetch_k, options.filter)]}},
+        }
+    size = options.k if options.search_type == "similarity" else options.fetch_k
+    body = {"size": size, "query": knn_query(vector, size, options.filter)}
+    if options.search_type == "similarity":
+        body["_source"] = {"excludes": [VECTOR_FIELD]}
+    return body
+
+
+class _VectorsOnly(Embeddings):
+    def embed_documents(self, texts):
+        raise TypeError("OpenSearchIndex takes vectors; embed with the index's embeddings first")
+
+    def embed_query(self, text):
+        raise TypeError("OpenSearchIndex takes vectors; embed with the index's embeddings first")
+
+
+def aws_auth(host: str, region: str | None = None):
+    """SigV4 for a managed domain (service ``es``) or a Serverless collection (``aoss``)."""
+    import boto3
+    from opensearchpy import AWSV4SignerAuth
+
+    session = boto3.Session()
+    region = region or session.region_name
+    if not region:
+        raise UsageError("no AWS region for OpenSearch SigV4: set AWS_REGION or pass region")
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise UsageError("no AWS credentials to sign OpenSearch requests: configure a profile or role")
+    return AWSV4SignerAuth(credentials, region, "aoss" if host.endswith(".aoss.amazonaws.com") else "es")
+
+
+class OpenSearchIndex:
+    def __init__(
+        self,
+        store,
+        index_name: str,
+        embedding_model: str,
+        *,
+        serverless: bool = False,
+        metadata_fields: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store  # langchain OpenSearchVectorSearch; .client is the opensearch-py client
+        self.index_name = index_name
+        self.embedding_model = embedding_model
+        self.serverless = serverless
+        self._metadata_fields = dict(metadata_fields or {})
+        self._known_fields: set[str] | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        embedding_model: str,
+        *,
+        http_auth=None,
+        region: str | None = None,
+        metadata_fields: Mapping[str, str] | None = None,
+        **client_options,
+    ) -> OpenSearchIndex:
+        """``https://HOST/INDEX``; signs with the ambient AWS credentials unless ``http_auth`` is given."""
+        from langchain_community.vectorstores import OpenSearchVectorSearch
+        from opensearchpy import RequestsHttpConnection
+
+        parsed = urlparse(url)
+        index_name = parsed.path.strip("/")
+        if parsed.scheme not in ("https", "http") or not parsed.hostname or not index_name or "/" in index_name:
+            raise UsageError(f"index={url!r} is invalid: use https://HOST/INDEX_NAME")
+        if parsed.scheme != "https" and parsed.hostname not in ("localhost", "127.0.0.1"):
+            raise UsageError(f"index={url!r} is invalid: OpenSearch is reached over https only")
+        host = f"{parsed.scheme}://{parsed.netloc}"
+        auth = http_auth if http_auth is not None else aws_auth(parsed.hostname, region)
+        client_options.setdefault("connection_class", RequestsHttpConnection)
+        store = OpenSearchVectorSearch(
+            host,
+            index_name,
+            _VectorsOnly(),
+            http_auth=auth,
+            use_ssl=parsed.scheme == "https",
+            verify_certs=parsed.scheme == "https",
+            engine="faiss",
+            bulk_size=10_000,
+            timeout=30,
+            **client_options,
+        )
+        serverless = parsed.hostname.endswith(".aoss.amazonaws.com")
+        return cls(store, index_name, embedding_model, serverless=serverless, metadata_fields=metadata_fields)
+
+    @property
+    def client(self):
+        return self.store.client
+
+    def ensure_index(self, dimension: int) -> bool:
+        """Create the index if it is missing (the construct normally has); True when created."""
+        if self.client.indices.exists(index=self.index_name):
+            return False
+        self.client.indices.create(
+            index=self.index_name, body=index_body(dimension, metadata_fields=self._metadata_fields)
+        )
+        return True
+
+    def chunk_hashes(self, source: str) -> dict[str, str]:
+        response = self.client.search(
+            index=self.index_name,
+            body={
+                "size": MAX_HITS,
+                "_source": ["metadata.content_hash"],
+                "query": {"term": {"metadata.source": source}},
+            },
+        )
+        return {hit["_id"]: hit["_source"]["metadata"]["content_hash"] for hit in response["hits"]["hits"]}
+
+    def sources(self) -> set[str]:
+        response = self.client.search(
+            index=self.index_name,
+            body={
+                "size": 0,
+                "aggs": {"sources": {"terms": {"field": "metadata.source", "size": MAX_HITS}}},
+            },
+        )
+        return {bucket["key"] for bucket in response["aggregations"]["sources"]["buckets"]}
+
+    def metadata_fields(self) -> set[str]:
+        if self._known_fields is None:
+            mapping = self.client.indices.get_mapping(index=self.index_name)
+            properties = next(iter(mapping.values()))["mappings"]["properties"]
+            self._known_fields = set(properties.get("metadata", {}).get("properties", {})) - {"content_hash"}
+        return self._known_fields
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        if not chunks:
+            return
+        self.ensure_index(len(vectors[0]))
+        self.store.add_embeddings(
+            list(zip([c.text for c in chunks], [list(v) for v in vectors], strict=True)),
+            metadatas=[c.metadata for c in chunks],
+            ids=[c.id for c in chunks],
+            vector_field=VECTOR_FIELD,
+            text_field=TEXT_FIELD,
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.store.delete(list(ids), refresh_indices=not self.serverless)
+
+    def save(self) -> None:
+        """Nothing to do: every bulk request is durable when OpenSearch acknowledges it."""
+
+    def search(self, question: str, vector: Sequence[float], options: SearchOptions) -> list[Retrieved]:
+        params = {}
+        if options.search_type == "hybrid":
+            if self.serverless:
+                raise UsageError(
+                    "search_type=hybrid needs a managed OpenSearch domain (search pipelines); "
+                    "use similarity or mmr with Serverless"
+                )
+            params["search_pipeline"] = HYBRID_PIPELINE
+        response = self.client.search(index=self.index_name, body=search_body(vector, options, question), params=params)
+        hits = response["hits"]["hits"]
+        found = [
+            Retrieved(
+                hit["_id"], hit["_source"].get(TEXT_FIELD, ""), float(hit["_score"]), hit["_source"].get("metadata", {})
+            )
+            for hit in hits
+        ]
+        if options.search_type != "mmr":
+            return found
+        pairs = [(item, hit["_source"][VECTOR_FIELD]) for item, hit in zip(found, hits, strict=True)]
+        return mmr_select(vector, pairs, options.k, options.lambda_mult)
