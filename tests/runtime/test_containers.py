@@ -46,9 +46,41 @@ def test_training_images_launch_genai_train_sft(name):
     from genai_runtime.cli import build_parser
 
     text = (ROOT / "containers" / "training" / name).read_text()
-    entry = re.search(r'^ENTRYPOINT \[(.+)\]$', text, re.MULTILINE).group(1)
+    entry = re.search(r"^ENTRYPOINT \[(.+)\]$", text, re.MULTILINE).group(1)
     argv = [part.strip().strip('"') for part in entry.split(",")]
     assert argv[:3] == ["genai", "train", "launch"]
     parsed = build_parser().parse_args([*argv[1:], "train"])  # SageMaker appends "train"
     assert parsed.command == "launch" and parsed.sagemaker_mode == "train"
     assert "runtime/genai_runtime" in text
+
+
+def test_lambda_image_pins_equal_the_project_constraints():
+    def pins(path: Path) -> dict[str, str]:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return {n.lower().replace("_", "-"): v for n, _, v in (line.partition("==") for line in lines if "==" in line)}
+
+    image = pins(ROOT / "containers" / "lambda" / "requirements.txt")
+    project = pins(ROOT / "requirements" / "constraints.txt")
+    assert {"aws-lambda-powertools", "langchain-core", "opensearch-py", "pypdf"} <= set(image)
+    assert {name: project.get(name) for name in image} == image
+
+
+def test_lambda_handlers_import_without_torch_or_local_models():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lambdas.rag_ingest, lambdas.rag_query, lambdas.opensearch_index\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "PYTHONPATH": f"{ROOT}:{ROOT / 'runtime'}", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert result.stdout.strip() == "[]"
+    text = (ROOT / "containers" / "lambda" / "Dockerfile").read_text()
+    assert "public.ecr.aws/lambda/python" in text

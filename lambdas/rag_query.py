@@ -1,0 +1,94 @@
+"""The RAG query API: ``POST /query`` -> the answer with its sources and scores.
+
+API Gateway validates the body against the same schema first (``QueryRequest`` mirrors the
+construct's request model); this handler validates again, so a direct invocation gets the same
+400 with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from pydantic import Field, ValidationError
+
+from genai_runtime.errors import UsageError
+from genai_runtime.rag.chain import MAX_QUESTION_CHARS, RagChain
+from genai_runtime.rag.embeddings import embeddings_from_spec
+from genai_runtime.rag.generate import GenerationError, GenerationSettings, generator_from_spec
+from genai_runtime.rag.index import open_index
+from genai_runtime.rag.search import SearchOptions
+
+from ._config import int_setting, setting
+
+logger = Logger(service="rag-query")
+app = APIGatewayRestResolver()
+MAX_BODY_BYTES = 16 * 1024
+
+
+class QueryRequest(SearchOptions):
+    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S")]
+    generate: bool = True
+
+    def search_options(self) -> SearchOptions:
+        return SearchOptions(**self.model_dump(exclude={"question", "generate"}))
+
+
+@lru_cache(maxsize=1)
+def chain() -> RagChain:
+    import os
+
+    spec = os.environ.get("GENERATOR")
+    generator = generator_from_spec(spec, GenerationSettings(int_setting("MAX_NEW_TOKENS", 256))) if spec else None
+    embeddings = setting("EMBEDDINGS")
+    return RagChain(open_index(setting("INDEX_URL"), embeddings), embeddings_from_spec(embeddings), generator)
+
+
+def error(status: int, message: str) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": message})
+    )
+
+
+def parse(body: str | None) -> QueryRequest:
+    if not body:
+        raise UsageError('the request has no body: send {"question": "..."}')
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise UsageError(f"the request body is over {MAX_BODY_BYTES} bytes")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as problem:
+        raise UsageError(f"the request body is not JSON: {problem}") from None
+    if not isinstance(payload, dict):
+        raise UsageError("the request body must be a JSON object")
+    try:
+        return QueryRequest.model_validate(payload)
+    except ValidationError as problem:
+        raise UsageError(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in problem.errors())
+        ) from None
+
+
+@app.post("/query")
+def query() -> Response:
+    try:
+        request = parse(app.current_event.body)
+        rag = chain()
+        if request.generate and rag.generator is not None:
+            answer = rag(request.question, request.search_options())
+        else:
+            answer = type(rag)(rag.index, rag.embeddings)(request.question, request.search_options())
+    except UsageError as problem:
+        return error(400, str(problem))
+    except GenerationError as problem:
+        logger.exception("generation failed")
+        return error(502, f"the model endpoint failed: {problem}")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(answer.to_json()))
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    return app.resolve(event, context)
