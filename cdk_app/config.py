@@ -285,6 +285,86 @@ class TrainingConfig(_Strict):
     pipeline: PipelineConfig | None = None
 
 
+class VectorStoreConfig(_Strict):
+    """The OpenSearch vector store (``VectorStore``): a managed domain or Serverless."""
+
+    deployment: Literal["domain", "serverless"] = "domain"
+    dimension: int = Field(384, ge=1, le=16000)
+    index_name: str = "documents"
+    metadata_fields: dict[str, str] = {"year": "integer"}
+    data_nodes: int = Field(2, ge=1)
+    data_node_instance_type: str = "r6g.large.search"
+    master_nodes: int = Field(0, ge=0)
+    master_node_instance_type: str = "m6g.large.search"
+    availability_zones: int = Field(2, ge=1, le=3)
+    volume_size_gib: int = Field(100, ge=10)
+    standby_replicas: bool = True
+
+    def build(self):
+        from genai_cdk import DomainDeployment, ServerlessDeployment
+
+        if self.deployment == "serverless":
+            return ServerlessDeployment(standby_replicas=self.standby_replicas)
+        return DomainDeployment(
+            data_nodes=self.data_nodes, data_node_instance_type=self.data_node_instance_type,
+            master_nodes=self.master_nodes, master_node_instance_type=self.master_node_instance_type,
+            availability_zones=self.availability_zones, volume_size_gib=self.volume_size_gib,
+        )
+
+    @model_validator(mode="after")
+    def _valid(self) -> VectorStoreConfig:
+        from genai_cdk.vector_store import VectorStore
+
+        VectorStore.validate_props(self.dimension, self.index_name, self.metadata_fields, "innerproduct", self.build())
+        return self
+
+
+class EmbeddingsConfig(_Strict):
+    """Exactly one of a SageMaker embedding endpoint or a Bedrock embedding model."""
+
+    sagemaker_endpoint: str | None = None
+    bedrock_model: str | None = None
+    dimension: int | None = Field(None, ge=1, le=16000)
+
+    def build(self):
+        from genai_cdk import EmbeddingModel
+
+        if self.sagemaker_endpoint:
+            return EmbeddingModel.sagemaker(self.sagemaker_endpoint, self.dimension or 384)
+        return EmbeddingModel.bedrock(self.bedrock_model, self.dimension or 1024)
+
+    @model_validator(mode="after")
+    def _valid(self) -> EmbeddingsConfig:
+        if (self.sagemaker_endpoint is None) == (self.bedrock_model is None):
+            raise ValueError("give exactly one of sagemaker_endpoint or bedrock_model")
+        self.build()
+        return self
+
+
+class RagConfig(_Strict):
+    """RAG: the vector store, the ingestion pipeline and the query API."""
+
+    vector_store: VectorStoreConfig = VectorStoreConfig()
+    embeddings: EmbeddingsConfig
+    # "inference-endpoint": this environment's LMI endpoint; "bedrock:MODEL_ID"; absent: retrieval only.
+    generator: str | None = Field(None, pattern=r"^(inference-endpoint|bedrock:[a-z0-9-]+\.[A-Za-z0-9.:_-]+)$")
+    chunk_size: int = Field(512, ge=1, le=100_000)
+    chunk_overlap: int = Field(100, ge=0)
+    max_concurrency: int = Field(5, ge=2, le=1000)
+    throttle_rate_limit: float = Field(50, gt=0, le=10_000)
+    throttle_burst_limit: int = Field(100, ge=1, le=5000)
+    waf: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> RagConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
+        if self.embeddings.build().dimension != self.vector_store.dimension:
+            raise ValueError(f"embeddings give {self.embeddings.build().dimension}-dimension vectors but "
+                             f"vector_store.dimension is {self.vector_store.dimension}; make them match")
+        return self
+
+
 class KmsConfig(_Strict):
     """The environment's customer-managed key: a new rotated key, or an existing one by ARN."""
 
@@ -299,6 +379,7 @@ class EnvironmentConfig(_Strict):
     network: NetworkConfig
     inference: InferenceConfig
     training: TrainingConfig = TrainingConfig()
+    rag: RagConfig | None = None
     kms: KmsConfig = KmsConfig()
     termination_protection: bool = False
     tags: dict[str, str] = {}

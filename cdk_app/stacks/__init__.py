@@ -2,6 +2,7 @@
 
 from .inference import InferenceStack
 from .network import NetworkStack
+from .rag import RagStack
 from .training import TrainingStack
 
-__all__ = ["InferenceStack", "NetworkStack", "TrainingStack"]
+__all__ = ["InferenceStack", "NetworkStack", "RagStack", "TrainingStack"]

@@ -33,6 +33,14 @@ _EXPORTS = {
     "TrainingJobSettings": "fine_tuning_pipeline",
     "TrainiumCluster": "trainium_cluster",
     "Variant": "variant",
+    "VectorStore": "vector_store",
+    "DomainDeployment": "vector_store",
+    "ServerlessDeployment": "vector_store",
+    "IngestionPipeline": "ingestion_pipeline",
+    "RagApi": "rag_api",
+    "Throttle": "rag_api",
+    "EmbeddingModel": "rag_models",
+    "TextGenerator": "rag_models",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -55,12 +63,16 @@ if TYPE_CHECKING:
     from .autoscaling import Autoscaling, StepScaling
     from .data_capture import DataCapture
     from .fine_tuning_pipeline import FineTuningPipeline, QualityGate, TrainingJobSettings
+    from .ingestion_pipeline import IngestionPipeline
     from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
     from .lmi_endpoint import LmiEndpoint
     from .lmi_image import LmiImage
     from .lmi_options import LmiOptions
     from .model_artifact import ModelArtifact
     from .notifications import encrypted_alarm_topic
+    from .rag_api import RagApi, Throttle
+    from .rag_models import EmbeddingModel, TextGenerator
     from .rollout import Rollout
     from .trainium_cluster import InstanceGroup, TrainiumCluster
     from .variant import Variant
+    from .vector_store import DomainDeployment, ServerlessDeployment, VectorStore

@@ -17,8 +17,8 @@ ENVIRONMENTS = ["dev", "staging", "prod"]
 
 
 def test_every_environment_synthesizes_its_stacks(synthesized):
-    expected = {"dev": ("network", "inference", "training"), "staging": ("network", "inference"),
-                "prod": ("network", "inference", "training")}
+    expected = {"dev": ("network", "inference", "training", "rag"), "staging": ("network", "inference", "rag"),
+                "prod": ("network", "inference", "training", "rag")}
     assert sorted(synthesized.templates) == sorted(
         (env, f"genai-{env}-{stack}") for env, stacks in expected.items() for stack in stacks
     )
@@ -141,7 +141,7 @@ def test_an_existing_kms_key_can_be_used_instead_of_a_new_one():
 
     arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     config = load_environment("staging").model_copy(update={"kms": KmsConfig(key_arn=arn)})
-    _, inference = build_stacks(App(), config)
+    _, inference, *_ = build_stacks(App(), config)
     template = Template.from_stack(inference)
     template.resource_count_is("AWS::KMS::Key", 0)
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": arn})

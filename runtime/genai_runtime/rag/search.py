@@ -21,7 +21,8 @@ RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
 
 
 class SearchOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: "3" is not a k. The API Gateway request model (JSON Schema) refuses the same requests.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 3
     search_type: SearchType = DEFAULT_SEARCH_TYPE

@@ -1,0 +1,69 @@
+"""RAG: the vector store, the ingestion pipeline and the query API of the environment."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from genai_cdk import IngestionPipeline, LmiEndpoint, RagApi, TextGenerator, Throttle, VectorStore
+
+from ..config import EnvironmentConfig
+
+
+class RagStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        llm: LmiEndpoint | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        rag = config.rag
+        store = rag.vector_store
+        # An existing environment key (kms.key_arn) must already let CloudWatch Logs and S3 use it.
+        key = kms.Key.from_key_arn(self, "Key", config.kms.key_arn) if config.kms.key_arn else None
+        self.vector_store = VectorStore(
+            self,
+            "VectorStore",
+            vpc=vpc,
+            dimension=store.dimension,
+            index_name=store.index_name,
+            metadata_fields=store.metadata_fields,
+            deployment=store.build(),
+            encryption_key=key,
+        )
+        embeddings = rag.embeddings.build()
+        self.ingestion = IngestionPipeline(
+            self,
+            "Ingestion",
+            vector_store=self.vector_store,
+            vpc=vpc,
+            embeddings=embeddings,
+            chunk_size=rag.chunk_size,
+            chunk_overlap=rag.chunk_overlap,
+            max_concurrency=rag.max_concurrency,
+        )
+        generator = None
+        if rag.generator == "inference-endpoint":
+            generator = TextGenerator.lmi_endpoint(llm)
+        elif rag.generator:
+            generator = TextGenerator.bedrock(rag.generator.removeprefix("bedrock:"))
+        self.api = RagApi(
+            self,
+            "Api",
+            vector_store=self.vector_store,
+            vpc=vpc,
+            embeddings=embeddings,
+            generator=generator,
+            throttle=Throttle(rag.throttle_rate_limit, rag.throttle_burst_limit),
+            waf=rag.waf,
+        )
+        CfnOutput(self, "DocumentsBucket", value=self.ingestion.bucket.bucket_name)
+        CfnOutput(self, "QueryUrl", value=self.api.url)
+        CfnOutput(self, "IndexUrl", value=self.vector_store.index_url)

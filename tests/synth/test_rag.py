@@ -1,0 +1,387 @@
+"""VectorStore, IngestionPipeline and RagApi: the shipped environments, the constructs alone, bad props."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from genai_cdk import (
+    DomainDeployment,
+    EmbeddingModel,
+    IngestionPipeline,
+    RagApi,
+    ServerlessDeployment,
+    TextGenerator,
+    Throttle,
+    VectorStore,
+)
+from genai_cdk.rag_api import QUERY_REQUEST_SCHEMA
+
+ENV = Environment(account="123456789012", region="us-east-1")
+MINILM = EmbeddingModel.sagemaker("minilm", 384)
+
+
+def _stack(zones=("us-east-1a", "us-east-1b")):
+    stack = Stack(App(), "Rag", env=ENV)
+    vpc = ec2.Vpc(stack, "Vpc", availability_zones=list(zones), nat_gateways=1)
+    return stack, vpc
+
+
+def one(template: Template, kind: str) -> dict:
+    resources = template.find_resources(kind)
+    assert len(resources) == 1, f"{len(resources)} {kind}"
+    return next(iter(resources.values()))["Properties"]
+
+
+# ---- the shipped environments
+
+
+def test_prod_domain_is_private_encrypted_zone_aware_with_dedicated_masters(synthesized):
+    domain = one(synthesized.template("prod", "rag"), "AWS::OpenSearchService::Domain")
+    cluster = domain["ClusterConfig"]
+    assert cluster["InstanceCount"] == 6 and cluster["InstanceType"] == "r6g.xlarge.search"
+    assert cluster["DedicatedMasterEnabled"] is True and cluster["DedicatedMasterCount"] == 3
+    assert cluster["ZoneAwarenessEnabled"] is True and cluster["ZoneAwarenessConfig"]["AvailabilityZoneCount"] == 3
+    assert len(domain["VPCOptions"]["SubnetIds"]) == 3
+    assert domain["EncryptionAtRestOptions"]["Enabled"] is True and "KmsKeyId" in domain["EncryptionAtRestOptions"]
+    assert domain["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert domain["DomainEndpointOptions"] == {
+        "EnforceHTTPS": True,
+        "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10",
+    }
+    assert domain["AdvancedSecurityOptions"]["Enabled"] is True
+    assert "MasterUserARN" in domain["AdvancedSecurityOptions"]["MasterUserOptions"]
+    assert domain["AdvancedSecurityOptions"]["InternalUserDatabaseEnabled"] is False
+    assert set(domain["LogPublishingOptions"]) == {
+        "SEARCH_SLOW_LOGS",
+        "INDEX_SLOW_LOGS",
+        "ES_APPLICATION_LOGS",
+        "AUDIT_LOGS",
+    }
+    assert "AccessPolicies" not in domain  # identity policies only
+    assert domain["EngineVersion"] == "OpenSearch_2.19"
+
+
+def test_dev_domain_is_one_node_in_one_zone(synthesized):
+    cluster = one(synthesized.template("dev", "rag"), "AWS::OpenSearchService::Domain")["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1 and cluster["DedicatedMasterEnabled"] is False
+    assert cluster["ZoneAwarenessEnabled"] is False
+
+
+def test_the_index_custom_resource_carries_the_mapping_inputs_and_the_granted_roles(synthesized):
+    body = synthesized.body("prod", "rag")
+    index = next(r for r in body["Resources"].values() if r["Type"] == "Custom::OpenSearchVectorIndex")["Properties"]
+    assert index["IndexName"] == "documents" and index["Dimension"] == 384 and index["Engine"] == "faiss"
+    assert index["MetadataFields"] == {"department": "keyword", "year": "integer"}
+    assert len(index["ReaderRoleArns"]) == 1 and len(index["WriterRoleArns"]) == 1
+    functions = {k: r for k, r in body["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    reader_role = index["ReaderRoleArns"][0]["Fn::GetAtt"][0]
+    assert any(
+        f["Properties"]["Role"] == {"Fn::GetAtt": [reader_role, "Arn"]}
+        and f["Properties"]["ImageConfig"]["Command"] == ["lambdas.rag_query.handler"]
+        for f in functions.values()
+    )
+
+
+def test_staging_runs_serverless_behind_a_vpc_endpoint_with_a_cmk(synthesized):
+    template = synthesized.template("staging", "rag")
+    collection = one(template, "AWS::OpenSearchServerless::Collection")
+    assert collection["Type"] == "VECTORSEARCH"
+    policies = {
+        p["Properties"]["Type"]: p["Properties"]["Policy"]
+        for p in template.find_resources("AWS::OpenSearchServerless::SecurityPolicy").values()
+    }
+    encryption = json.dumps(policies["encryption"])
+    assert '\\"AWSOwnedKey\\":false' in encryption and "KmsARN" in encryption
+    network = json.dumps(policies["network"])
+    assert '\\"AllowFromPublic\\":false' in network and "SourceVPCEs" in network
+    one(template, "AWS::OpenSearchServerless::VpcEndpoint")
+    index = one(template, "AWS::OpenSearchServerless::Index")
+    assert index["Mappings"]["Properties"]["vector_field"]["Dimension"] == 1024
+    assert index["Mappings"]["Properties"]["metadata.source"] == {"Type": "keyword"}
+    access = json.dumps(one(template, "AWS::OpenSearchServerless::AccessPolicy")["Policy"])
+    assert "aoss:WriteDocument" in access and "cfn-exec-role" in access
+
+
+def test_ingestion_queue_has_a_dlq_with_an_alarm_and_the_function_reports_partial_failures(synthesized):
+    template = synthesized.template("prod", "rag")
+    queues = template.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2 and all("KmsMasterKeyId" in q["Properties"] for q in queues.values())
+    main = next(q for q in queues.values() if "RedrivePolicy" in q["Properties"])["Properties"]
+    assert main["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert main["VisibilityTimeout"] == 1800
+    mapping = one(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 20}
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 1, "AlarmActions": Match.any_value()},
+    )
+    notifications = one(template, "Custom::S3BucketNotifications")["NotificationConfiguration"]
+    assert {q["Events"][0] for q in notifications["QueueConfigurations"]} == {
+        "s3:ObjectCreated:*",
+        "s3:ObjectRemoved:*",
+    }
+
+
+def test_ingest_function_environment_and_least_privilege(synthesized):
+    body = synthesized.body("prod", "rag")
+    function = next(
+        r["Properties"]
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("ImageConfig", {}).get("Command") == ["lambdas.rag_ingest.handler"]
+    )
+    env = function["Environment"]["Variables"]
+    assert env["EMBEDDINGS"] == "sagemaker:genai-minilm-embeddings-prod"
+    assert env["CHUNK_SIZE"] == "512" and env["CHUNK_OVERLAP"] == "100"
+    assert "KmsKeyArn" in function and function["TracingConfig"] == {"Mode": "Active"}
+    assert "VpcConfig" in function
+    actions = set()
+    for policy in (r for r in body["Resources"].values() if r["Type"] == "AWS::IAM::Policy"):
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            acts = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions.update(acts)
+    assert not any(a == "*" or a.endswith(":*") for a in actions)
+
+
+def test_query_api_is_iam_authorized_validated_throttled_logged_and_waf_protected_in_prod(synthesized):
+    template = synthesized.template("prod", "rag")
+    method = one(template, "AWS::ApiGateway::Method")
+    assert method["HttpMethod"] == "POST" and method["AuthorizationType"] == "AWS_IAM"
+    assert "RequestValidatorId" in method
+    assert set(method["RequestModels"]) == {"application/json"}
+    validator = one(template, "AWS::ApiGateway::RequestValidator")
+    assert validator["ValidateRequestBody"] is True
+    model = one(template, "AWS::ApiGateway::Model")
+    assert model["Schema"]["required"] == ["question"] and model["Schema"]["additionalProperties"] is False
+    stage = one(template, "AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" in stage and stage["TracingEnabled"] is True
+    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 200
+    assert stage["MethodSettings"][0]["LoggingLevel"] == "INFO"
+    plan = one(template, "AWS::ApiGateway::UsagePlan")
+    assert plan["Throttle"] == {"BurstLimit": 400, "RateLimit": 200}
+    acl = one(template, "AWS::WAFv2::WebACL")
+    assert [r["Name"] for r in acl["Rules"]] == [
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "RateLimitPerIp",
+    ]
+    one(template, "AWS::WAFv2::WebACLAssociation")
+    assert not synthesized.template("dev", "rag").find_resources("AWS::WAFv2::WebACL")
+
+
+def test_prod_generates_with_the_inference_endpoint_and_staging_with_bedrock(synthesized):
+    def query_function(env):
+        body = synthesized.body(env, "rag")
+        return next(
+            r["Properties"]
+            for r in body["Resources"].values()
+            if r["Type"] == "AWS::Lambda::Function"
+            and r["Properties"].get("ImageConfig", {}).get("Command") == ["lambdas.rag_query.handler"]
+        )
+
+    assert query_function("prod")["Environment"]["Variables"]["GENERATOR"].startswith("sagemaker:")
+    staging = query_function("staging")["Environment"]["Variables"]
+    assert staging["GENERATOR"] == "bedrock:anthropic.claude-3-haiku-20240307-v1:0"
+    assert staging["EMBEDDINGS"] == "bedrock:amazon.titan-embed-text-v2:0"
+
+
+# ---- the request model and the handler agree
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"question": "What is LoRA?"},
+        {
+            "question": "q",
+            "k": 5,
+            "search_type": "mmr",
+            "fetch_k": 20,
+            "lambda_mult": 0.1,
+            "filter": {"year": 2022},
+            "generate": False,
+        },
+        {},
+        {"question": ""},
+        {"question": "   "},
+        {"question": "q", "k": 0},
+        {"question": "q", "k": "3"},
+        {"question": "q", "search_type": "keyword"},
+        {"question": "q", "lambda_mult": 2},
+        {"question": "q", "filter": {"year": [2022]}},
+        {"question": "q", "filter": {"bad key": 1}},
+        {"question": "q", "temperature": 0.2},
+        {"question": "x" * 4001},
+    ],
+)
+def test_the_gateway_model_and_the_handler_accept_and_refuse_the_same_requests(payload):
+    from pydantic import ValidationError
+
+    from lambdas.rag_query import QueryRequest
+
+    gateway = jsonschema.Draft4Validator(QUERY_REQUEST_SCHEMA).is_valid(payload)
+    try:
+        QueryRequest.model_validate(payload)
+        handler = True
+    except ValidationError:
+        handler = False
+    assert gateway == handler
+
+
+# ---- the constructs alone
+
+
+def test_minimal_domain_vector_store_grants_read_to_an_index_scoped_path():
+    stack, vpc = _stack()
+    store = VectorStore(stack, "Store", vpc=vpc)
+    role = iam.Role(stack, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    store.grant_read(role)
+    body = Template.from_stack(stack).to_json()
+    statements = [
+        s
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        and r["Properties"]["Roles"] == [{"Ref": stack.get_logical_id(role.node.default_child)}]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    http = next(s for s in statements if "es:ESHttpGet" in s["Action"])
+    assert sorted(http["Action"]) == ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
+    assert [json.dumps(r) for r in http["Resource"]][0].endswith('"/documents"]]}')
+    assert store.index_url.startswith("https://")
+
+
+def test_serverless_grants_are_api_access_on_the_collection_only():
+    stack, vpc = _stack()
+    store = VectorStore(stack, "Store", vpc=vpc, deployment=ServerlessDeployment(), dimension=1024)
+    role = iam.Role(stack, "Writer", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    store.grant_write(role)
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "aoss:APIAccessAll",
+                                "Resource": {"Fn::GetAtt": [Match.string_like_regexp("StoreCollection"), "Arn"]},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    assert not template.find_resources("AWS::OpenSearchService::Domain")
+
+
+def test_rag_api_with_cognito_uses_a_user_pool_authorizer():
+    from aws_cdk import aws_cognito as cognito
+
+    stack, vpc = _stack()
+    store = VectorStore(stack, "Store", vpc=vpc)
+    pool = cognito.UserPool(stack, "Users")
+    RagApi(
+        stack,
+        "Api",
+        vector_store=store,
+        vpc=vpc,
+        embeddings=MINILM,
+        user_pool=pool,
+        generator=TextGenerator.bedrock("anthropic.claude-3-haiku-20240307-v1:0"),
+    )
+    template = Template.from_stack(stack)
+    assert one(template, "AWS::ApiGateway::Method")["AuthorizationType"] == "COGNITO_USER_POOLS"
+    one(template, "AWS::ApiGateway::Authorizer")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda s, v: VectorStore(s, "S", vpc=v, dimension=0), "dimension=0 is invalid"),
+        (lambda s, v: VectorStore(s, "S", vpc=v, index_name="Docs"), "index_name='Docs' is invalid"),
+        (lambda s, v: VectorStore(s, "S", vpc=v, metadata_fields={"year": "int"}), "metadata_fields.year='int'"),
+        (lambda s, v: VectorStore(s, "S", vpc=v, metadata_fields={"source": "keyword"}), "set by ingestion"),
+        (lambda s, v: VectorStore(s, "S", vpc=v, space_type="dot"), "space_type='dot' is invalid"),
+        (lambda s, v: VectorStore(s, "S", vpc=v, deployment=DomainDeployment(master_nodes=2)), "odd quorum"),
+        (
+            lambda s, v: VectorStore(s, "S", vpc=v, deployment=DomainDeployment(data_nodes=3)),
+            "multiple of availability_zones",
+        ),
+        (
+            lambda s, v: VectorStore(s, "S", vpc=v, deployment=DomainDeployment(availability_zones=3, data_nodes=3)),
+            "span 2 zone",
+        ),
+        (
+            lambda s, v: VectorStore(s, "S", vpc=v, deployment=DomainDeployment(data_node_instance_type="r6g.large")),
+            "OpenSearch instance type",
+        ),
+        (
+            lambda s, v: VectorStore(
+                s, "S", vpc=v, deployment=ServerlessDeployment(), metadata_fields={"score": "float"}
+            ),
+            "keyword or integer fields only",
+        ),
+        (
+            lambda s, v: IngestionPipeline(
+                s, "I", vector_store=VectorStore(s, "S", vpc=v), vpc=v, embeddings=EmbeddingModel.bedrock()
+            ),
+            "1024-dimension vectors",
+        ),
+        (
+            lambda s, v: IngestionPipeline(
+                s,
+                "I",
+                vector_store=VectorStore(s, "S", vpc=v),
+                vpc=v,
+                embeddings=MINILM,
+                chunk_size=100,
+                chunk_overlap=100,
+            ),
+            "chunk_overlap=100 is invalid",
+        ),
+        (
+            lambda s, v: IngestionPipeline(
+                s, "I", vector_store=VectorStore(s, "S", vpc=v), vpc=v, embeddings=MINILM, batch_size=50
+            ),
+            "batch_size=50 is invalid",
+        ),
+        (
+            lambda s, v: IngestionPipeline(s, "I", vector_store="search", vpc=v, embeddings=MINILM),
+            "vector_store='search' is invalid",
+        ),
+        (
+            lambda s, v: RagApi(
+                s,
+                "A",
+                vector_store=VectorStore(s, "S", vpc=v),
+                vpc=v,
+                embeddings=MINILM,
+                throttle=Throttle(rate_limit=0),
+            ),
+            "throttle.rate_limit=0 is invalid",
+        ),
+        (
+            lambda s, v: RagApi(
+                s, "A", vector_store=VectorStore(s, "S", vpc=v), vpc=v, embeddings=MINILM, generator="claude"
+            ),
+            "generator='claude' is invalid",
+        ),
+        (lambda s, v: EmbeddingModel.bedrock("titan"), "embeddings.model_id='titan' is invalid"),
+        (lambda s, v: EmbeddingModel.sagemaker("bad name!"), "embeddings.endpoint_name='bad name!' is invalid"),
+        (lambda s, v: TextGenerator.lmi_endpoint("my-endpoint"), "pass an LmiEndpoint"),
+    ],
+)
+def test_bad_props_are_refused_naming_the_prop(build, message):
+    stack, vpc = _stack()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build(stack, vpc)
