@@ -128,6 +128,11 @@ def test_bad_generator_specs_are_refused(spec):
         generator_from_spec(spec)
 
 
+def test_a_bare_bedrock_model_id_selects_bedrock():
+    generator = generator_from_spec("anthropic.claude-3-haiku-20240307-v1:0")
+    assert isinstance(generator, BedrockGenerator) and generator.model_id == "anthropic.claude-3-haiku-20240307-v1:0"
+
+
 def test_cli_ingest_is_idempotent_and_query_prints_sources(tmp_path, capsys):
     from genai_runtime.cli import main
 

@@ -138,3 +138,25 @@ def test_the_index_is_json_and_faiss_never_pickle_and_refuses_other_embeddings(c
         FaissIndex.open(corpus_index.path, "bedrock:amazon.titan-embed-text-v2:0")
     with pytest.raises(UsageError, match="no index here"):
         FaissIndex.open(corpus_index.path / "nothing", "local")
+
+
+def test_identical_chunks_are_embedded_once(tmp_path):
+    from langchain_core.embeddings import Embeddings
+
+    class Counting(Embeddings):
+        texts: list[str] = []
+
+        def embed_documents(self, texts):
+            Counting.texts += texts
+            return [[float(len(t)), 1.0] for t in texts]
+
+        def embed_query(self, text):
+            return [float(len(text)), 1.0]
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (docs / name).write_text("The same boilerplate footer in every file.")
+    report = ingest_paths([docs], FaissIndex.open(tmp_path / "index", "local", create=True), Counting())
+    assert report.added == 3
+    assert Counting.texts == ["The same boilerplate footer in every file."]

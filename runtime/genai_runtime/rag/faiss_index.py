@@ -36,6 +36,7 @@ class FaissIndex:
         self.embedding_model = embedding_model
         self._store = store  # langchain FAISS, created at the first upsert (the dimension is unknown until then)
         self._bm25 = None
+        self._by_source: dict[str, dict[str, str]] | None = None
 
     @classmethod
     def open(cls, path: Path, embedding_model: str, *, create: bool = False) -> FaissIndex:
@@ -69,14 +70,15 @@ class FaissIndex:
         return 0 if self._store is None else self._store.index.ntotal
 
     def chunk_hashes(self, source: str) -> dict[str, str]:
-        return {
-            doc_id: doc.metadata["content_hash"]
-            for doc_id, doc in self._documents().items()
-            if doc.metadata.get("source") == source
-        }
+        if self._by_source is None:  # one pass over the docstore, not one per source
+            self._by_source = {}
+            for doc_id, doc in self._documents().items():
+                self._by_source.setdefault(doc.metadata["source"], {})[doc_id] = doc.metadata["content_hash"]
+        return dict(self._by_source.get(source, {}))
 
     def sources(self) -> set[str]:
-        return {doc.metadata["source"] for doc in self._documents().values()}
+        self.chunk_hashes("")
+        return set(self._by_source)
 
     def metadata_fields(self) -> set[str]:
         fields: set[str] = set()
@@ -103,13 +105,13 @@ class FaissIndex:
             metadatas=[c.metadata for c in chunks],
             ids=[c.id for c in chunks],
         )
-        self._bm25 = None
+        self._bm25 = self._by_source = None
 
     def delete(self, ids: Sequence[str]) -> None:
         present = [i for i in ids if i in self._documents()]
         if present:
             self._store.delete(present)
-            self._bm25 = None
+            self._bm25 = self._by_source = None
 
     def save(self) -> None:
         import faiss

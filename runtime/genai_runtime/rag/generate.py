@@ -8,12 +8,14 @@ bedrock:MODEL_ID        a Bedrock model through the Converse API
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
 
 Generator = Callable[[str], str]
+BEDROCK_MODEL_ID = re.compile(r"^(us\.|eu\.|apac\.|global\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]+$")
 
 
 class GenerationError(RuntimeError):
@@ -117,4 +119,9 @@ def generator_from_spec(spec: str, settings: GenerationSettings | None = None) -
         return SageMakerGenerator(target, settings)
     if provider == "bedrock" and target:
         return BedrockGenerator(target, settings)
-    raise UsageError(f"generate={spec!r} is invalid: use http(s)://HOST:PORT, sagemaker:ENDPOINT or bedrock:MODEL_ID")
+    if BEDROCK_MODEL_ID.match(spec):  # a bare Bedrock model id, e.g. anthropic.claude-3-haiku-20240307-v1:0
+        return BedrockGenerator(spec, settings)
+    raise UsageError(
+        f"generate={spec!r} is invalid: use http(s)://HOST:PORT, sagemaker:ENDPOINT or a Bedrock model id "
+        "(bedrock:MODEL_ID or MODEL_ID, e.g. anthropic.claude-3-haiku-20240307-v1:0)"
+    )

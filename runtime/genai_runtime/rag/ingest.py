@@ -17,7 +17,9 @@ from .chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, split_do
 from .documents import find_documents, load_file
 from .index import VectorIndex
 
-EMBED_BATCH = 256  # chunks embedded per call: large batches keep the model busy
+# Chunks per embed_documents call. sentence-transformers sorts each call's texts by length before
+# its own mini-batches, so one large call pads less than many small ones; remote providers batch inside.
+EMBED_BATCH = 4096
 
 
 @dataclass
@@ -82,9 +84,16 @@ def apply_plans(index: VectorIndex, embeddings: Embeddings, plans: Iterable[_Pla
         report += plan.report
     for start in range(0, len(pending), EMBED_BATCH):
         batch = pending[start : start + EMBED_BATCH]
-        index.upsert(batch, embeddings.embed_documents([chunk.text for chunk in batch]))
+        index.upsert(batch, embed_distinct(embeddings, [chunk.text for chunk in batch]))
     index.delete(doomed)
     return report
+
+
+def embed_distinct(embeddings: Embeddings, texts: list[str]) -> list[list[float]]:
+    """Embed each distinct text once (boilerplate, copies): the same text always gets the same vector."""
+    distinct = list(dict.fromkeys(texts))
+    vectors = dict(zip(distinct, embeddings.embed_documents(distinct), strict=True))
+    return [vectors[text] for text in texts]
 
 
 def sync_source(index: VectorIndex, embeddings: Embeddings, source: str, chunks: Sequence[Chunk]) -> IngestReport:
