@@ -70,7 +70,8 @@ def test_lambda_handlers_import_without_torch_or_local_models():
     import sys
 
     code = (
-        "import sys, lambdas.rag_ingest, lambdas.rag_query, lambdas.opensearch_index\n"
+        "import sys, lambdas.rag_ingest, lambdas.rag_query, lambdas.opensearch_index, lambdas.claims_action_group, "
+        "lambdas.agent_api\n"
         "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss') if m in sys.modules))"
     )
     result = subprocess.run(

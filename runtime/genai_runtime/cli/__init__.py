@@ -5,6 +5,7 @@
     genai serve                  a local SageMaker-contract inference server
     genai optimize ...           merge, quantize, prune, distill, compile, package
     genai rag ingest|query       build a vector index from documents; retrieve and answer
+    genai agent invoke|local     a deployed Bedrock agent; a ReAct/PAL loop with your LLM
 
 Each group lives in its own module and imports heavy libraries only when its command runs.
 """
@@ -16,9 +17,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError
-from . import model, optimize, rag, serve, train
+from . import agent, model, optimize, rag, serve, train
 
-GROUPS = (model, train, serve, optimize, rag)
+GROUPS = (model, train, serve, optimize, rag, agent)
 
 
 def build_parser() -> argparse.ArgumentParser:

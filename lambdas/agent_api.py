@@ -1,0 +1,82 @@
+"""The agent API: ``POST /invoke`` -> ``InvokeAgent`` -> the assembled completion with its trace ids.
+
+API Gateway validates the body against ``AGENT_REQUEST_SCHEMA``'s twin in the construct; this
+handler validates again and answers 400 naming the field, 502 when the agent fails.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from genai_runtime.agents.deployed import MAX_INPUT_CHARS, invoke_agent
+from genai_runtime.errors import UsageError
+
+from ._config import setting
+
+logger = Logger(service="agent-api")
+app = APIGatewayRestResolver()
+MAX_BODY_BYTES = 64 * 1024
+
+
+class InvokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    inputText: Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]  # noqa: N815
+    sessionId: Annotated[str, Field(pattern=r"^[0-9a-zA-Z._:-]{2,100}$")] | None = None  # noqa: N815
+
+
+@lru_cache(maxsize=1)
+def agent_runtime():
+    import boto3
+
+    return boto3.client("bedrock-agent-runtime")
+
+
+def _reply(status: int, payload: dict) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(payload))
+
+
+def parse(body: str | None) -> InvokeRequest:
+    if not body:
+        raise UsageError('the request has no body: send {"inputText": "..."}')
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise UsageError(f"the request body is over {MAX_BODY_BYTES} bytes")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"the request body is not JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise UsageError("the request body must be a JSON object")
+    try:
+        return InvokeRequest.model_validate(payload)
+    except ValidationError as error:
+        raise UsageError(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+        ) from None
+
+
+@app.post("/invoke")
+def invoke() -> Response:
+    try:
+        request = parse(app.current_event.body)
+        reply = invoke_agent(
+            request.inputText, setting("AGENT_ID"), setting("AGENT_ALIAS_ID"), request.sessionId, client=agent_runtime()
+        )
+    except UsageError as error:
+        return _reply(400, {"message": str(error)})
+    except (ClientError, BotoCoreError) as error:
+        logger.exception("InvokeAgent failed")
+        return _reply(502, {"message": f"the agent failed: {error}"})
+    return _reply(200, reply.to_json())
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    return app.resolve(event, context)
