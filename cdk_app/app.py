@@ -8,7 +8,7 @@ from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from .config import EnvironmentConfig, load_environment
-from .stacks import InferenceStack, NetworkStack, RagStack, TrainingStack
+from .stacks import AgentsStack, InferenceStack, NetworkStack, RagStack, TrainingStack
 
 DEFAULT_ENVIRONMENT = "dev"
 
@@ -33,10 +33,17 @@ def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
     if config.training.cluster is not None or config.training.pipeline is not None:
         stacks.append(TrainingStack(app, f"{prefix}-training", config=config, vpc=network.vpc,
                                     description=f"genai-cdk {config.name}: training cluster and pipeline", **common))
+    rag = None
     if config.rag is not None:
-        stacks.append(RagStack(app, f"{prefix}-rag", config=config, vpc=network.vpc, llm=inference.endpoint,
-                               description=f"genai-cdk {config.name}: vector store, ingestion, RAG query API",
-                               **common))
+        rag = RagStack(app, f"{prefix}-rag", config=config, vpc=network.vpc, llm=inference.endpoint,
+                       description=f"genai-cdk {config.name}: vector store, ingestion, RAG query API", **common)
+        stacks.append(rag)
+    if config.agents is not None:
+        knowledge_base = rag.knowledge_base.attachment if rag is not None and rag.knowledge_base else None
+        stacks.append(AgentsStack(app, f"{prefix}-agents", config=config, vpc=network.vpc,
+                                  knowledge_base=knowledge_base,
+                                  description=f"genai-cdk {config.name}: Bedrock agent, agent API, governance",
+                                  **common))
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
     return stacks

@@ -365,6 +365,49 @@ class RagConfig(_Strict):
         return self
 
 
+class DeniedTopicConfig(_Strict):
+    name: str = Field(pattern=r"^[0-9A-Za-z_ -]{1,100}$")
+    definition: str = Field(min_length=1, max_length=200)
+    examples: list[str] = []
+
+
+class GuardrailConfig(_Strict):
+    content_filter_strength: Literal["NONE", "LOW", "MEDIUM", "HIGH"] = "HIGH"
+    denied_topics: list[DeniedTopicConfig] = []
+    pii_action: Literal["ANONYMIZE", "BLOCK"] = "ANONYMIZE"
+
+    def build(self):
+        from genai_cdk import DeniedTopic, GuardrailPolicy
+
+        return GuardrailPolicy(
+            content_filter_strength=self.content_filter_strength, pii_action=self.pii_action,
+            denied_topics=tuple(DeniedTopic(t.name, t.definition, tuple(t.examples)) for t in self.denied_topics),
+        )
+
+
+class AgentsConfig(_Strict):
+    """The Bedrock agent (with the claims action group), its API, and Bedrock governance."""
+
+    foundation_model: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    instruction: str = Field(min_length=40, max_length=4000)
+    idle_session_minutes: int = Field(10, ge=1, le=60)
+    guardrail: GuardrailConfig | None = None
+    knowledge_base: bool = False  # over rag.vector_store; needs deployment: serverless
+    throttle_rate_limit: float = Field(20, gt=0, le=10_000)
+    throttle_burst_limit: int = Field(40, ge=1, le=5000)
+    waf: bool = False
+    alarm_models: list[str] = []
+
+    @model_validator(mode="after")
+    def _valid(self) -> AgentsConfig:
+        from genai_cdk.bedrock_agent import BedrockAgent
+
+        guardrail = self.guardrail.build() if self.guardrail else None
+        BedrockAgent.validate_props(self.foundation_model, self.instruction, (), guardrail,
+                                    Duration.minutes(self.idle_session_minutes), "live")
+        return self
+
+
 class KmsConfig(_Strict):
     """The environment's customer-managed key: a new rotated key, or an existing one by ARN."""
 
@@ -380,9 +423,18 @@ class EnvironmentConfig(_Strict):
     inference: InferenceConfig
     training: TrainingConfig = TrainingConfig()
     rag: RagConfig | None = None
+    agents: AgentsConfig | None = None
     kms: KmsConfig = KmsConfig()
     termination_protection: bool = False
     tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _sections_fit(self) -> EnvironmentConfig:
+        if self.agents is not None and self.agents.knowledge_base:
+            if self.rag is None or self.rag.vector_store.deployment != "serverless":
+                raise ValueError("agents.knowledge_base needs rag.vector_store.deployment: serverless "
+                                 "(Bedrock knowledge bases write to OpenSearch Serverless)")
+        return self
 
 
 def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentConfig:

@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from genai_cdk import IngestionPipeline, LmiEndpoint, RagApi, TextGenerator, Throttle, VectorStore
+from genai_cdk import IngestionPipeline, KnowledgeBase, LmiEndpoint, RagApi, TextGenerator, Throttle, VectorStore
 
 from ..config import EnvironmentConfig
 
@@ -64,6 +64,18 @@ class RagStack(Stack):
             throttle=Throttle(rag.throttle_rate_limit, rag.throttle_burst_limit),
             waf=rag.waf,
         )
+        self.knowledge_base = None
+        if config.agents is not None and config.agents.knowledge_base:
+            # Here, not in the agents stack: its role joins this store's data-access policy.
+            self.knowledge_base = KnowledgeBase(
+                self, "KnowledgeBase", vector_store=self.vector_store, documents=self.ingestion.bucket,
+                documents_prefix="knowledge-base/", embedding_model_id=embeddings_model_id(rag),
+            )
         CfnOutput(self, "DocumentsBucket", value=self.ingestion.bucket.bucket_name)
         CfnOutput(self, "QueryUrl", value=self.api.url)
         CfnOutput(self, "IndexUrl", value=self.vector_store.index_url)
+
+
+def embeddings_model_id(rag) -> str:
+    """The knowledge base embeds with the RAG section's Bedrock model (Titan v2 by default)."""
+    return rag.embeddings.bedrock_model or "amazon.titan-embed-text-v2:0"

@@ -38,8 +38,19 @@ _EXPORTS = {
     "ServerlessDeployment": "vector_store",
     "IngestionPipeline": "ingestion_pipeline",
     "RagApi": "rag_api",
-    "Throttle": "rag_api",
+    "Throttle": "rest_api",
+    "JsonPostApi": "rest_api",
     "EmbeddingModel": "rag_models",
+    "BedrockAgent": "bedrock_agent",
+    "ActionGroup": "bedrock_agent",
+    "GuardrailPolicy": "bedrock_agent",
+    "DeniedTopic": "bedrock_agent",
+    "KnowledgeBaseAttachment": "bedrock_agent",
+    "ClaimsActionGroup": "claims_action_group",
+    "AgentApi": "agent_api",
+    "KnowledgeBase": "knowledge_base",
+    "BedrockGovernance": "bedrock_governance",
+    "BedrockAlarms": "bedrock_governance",
     "TextGenerator": "rag_models",
 }
 __all__ = sorted(_EXPORTS)
@@ -59,19 +70,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .agent_api import AgentApi
     from .alarms import EndpointAlarms
     from .autoscaling import Autoscaling, StepScaling
+    from .bedrock_agent import ActionGroup, BedrockAgent, DeniedTopic, GuardrailPolicy, KnowledgeBaseAttachment
+    from .bedrock_governance import BedrockAlarms, BedrockGovernance
+    from .claims_action_group import ClaimsActionGroup
     from .data_capture import DataCapture
     from .fine_tuning_pipeline import FineTuningPipeline, QualityGate, TrainingJobSettings
     from .ingestion_pipeline import IngestionPipeline
     from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
+    from .knowledge_base import KnowledgeBase
     from .lmi_endpoint import LmiEndpoint
     from .lmi_image import LmiImage
     from .lmi_options import LmiOptions
     from .model_artifact import ModelArtifact
     from .notifications import encrypted_alarm_topic
-    from .rag_api import RagApi, Throttle
+    from .rag_api import RagApi
     from .rag_models import EmbeddingModel, TextGenerator
+    from .rest_api import JsonPostApi, Throttle
     from .rollout import Rollout
     from .trainium_cluster import InstanceGroup, TrainiumCluster
     from .variant import Variant

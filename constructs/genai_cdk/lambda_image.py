@@ -1,4 +1,4 @@
-"""The RAG Lambdas' container image, built from this repository at deploy time.
+"""The Lambdas' container image (RAG and agents), built from this repository at deploy time.
 
 One image (``containers/lambda/Dockerfile``) serves every function; each sets its own handler as
 the image ``CMD``. The build context is the repository root, narrowed to what the Dockerfile copies,
@@ -19,6 +19,8 @@ _BUILD_CONTEXT = ["*", "!containers/lambda", "!runtime/genai_runtime", "!lambdas
 INGEST_HANDLER = "lambdas.rag_ingest.handler"
 QUERY_HANDLER = "lambdas.rag_query.handler"
 INDEX_HANDLER = "lambdas.opensearch_index.on_event"
+CLAIMS_HANDLER = "lambdas.claims_action_group.handler"
+AGENT_API_HANDLER = "lambdas.agent_api.handler"
 
 
 def rag_lambda_code(handler: str) -> lambda_.DockerImageCode:

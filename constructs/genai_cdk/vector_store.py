@@ -49,6 +49,7 @@ from .nag import acknowledge, acknowledge_policy_wildcards, allow
 
 METADATA_TYPES = ("keyword", "integer", "long", "float", "boolean", "date")
 SERVERLESS_METADATA_TYPES = ("keyword", "integer")
+BEDROCK_METADATA_FIELD = "bedrock_metadata"  # where a Bedrock knowledge base keeps its own chunk metadata
 SPACE_TYPES = ("innerproduct", "l2", "cosinesimil")
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -551,6 +552,7 @@ class VectorStore(Construct):
                         ),
                     ),
                     "text": aoss.CfnIndex.PropertyMappingProperty(type="text"),
+                    BEDROCK_METADATA_FIELD: aoss.CfnIndex.PropertyMappingProperty(type="text", index=False),
                     # AWS::OpenSearchServerless::Index has no object type: dotted names map the metadata object.
                     **{
                         f"metadata.{field}": aoss.CfnIndex.PropertyMappingProperty(type=kind)

@@ -17,8 +17,9 @@ ENVIRONMENTS = ["dev", "staging", "prod"]
 
 
 def test_every_environment_synthesizes_its_stacks(synthesized):
-    expected = {"dev": ("network", "inference", "training", "rag"), "staging": ("network", "inference", "rag"),
-                "prod": ("network", "inference", "training", "rag")}
+    expected = {"dev": ("network", "inference", "training", "rag", "agents"),
+                "staging": ("network", "inference", "rag", "agents"),
+                "prod": ("network", "inference", "training", "rag", "agents")}
     assert sorted(synthesized.templates) == sorted(
         (env, f"genai-{env}-{stack}") for env, stacks in expected.items() for stack in stacks
     )

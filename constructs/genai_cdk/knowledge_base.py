@@ -1,0 +1,148 @@
+"""``KnowledgeBase``: a Knowledge Base for Amazon Bedrock over a Serverless ``VectorStore``.
+
+Bedrock ingests the documents of an S3 bucket (its data source) into the vector store's index,
+embedding them with a Bedrock model, and agents retrieve from it. Its role may invoke that one
+embedding model, read that bucket, and write that index (through ``VectorStore.grant_write``).
+Bedrock knowledge bases write to OpenSearch Serverless collections; a managed-domain store is
+refused with the reason.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Names, Stack
+from aws_cdk import aws_bedrock as bedrock
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ._validation import invalid
+from .bedrock_agent import KnowledgeBaseAttachment, foundation_model_arn
+from .nag import allow
+from .vector_store import BEDROCK_METADATA_FIELD, VectorStore
+
+EMBEDDING_DIMENSIONS = {
+    "amazon.titan-embed-text-v2:0": (256, 512, 1024),
+    "amazon.titan-embed-text-v1": (1536,),
+    "cohere.embed-english-v3": (1024,),
+    "cohere.embed-multilingual-v3": (1024,),
+}
+
+
+class KnowledgeBase(Construct):
+    """Escape hatches: ``knowledge_base``, ``data_source``, ``role``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vector_store: VectorStore,
+        documents: s3.IBucket,
+        documents_prefix: str = "",
+        embedding_model_id: str = "amazon.titan-embed-text-v2:0",
+        description: str = "Documents to answer questions from",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not isinstance(vector_store, VectorStore):
+            raise invalid("vector_store", vector_store, "pass a VectorStore.")
+        if not vector_store.serverless:
+            raise invalid(
+                "vector_store",
+                "a managed domain",
+                "Bedrock knowledge bases here write to OpenSearch Serverless: build the VectorStore "
+                "with deployment=ServerlessDeployment().",
+            )
+        dimensions = EMBEDDING_DIMENSIONS.get(embedding_model_id)
+        if dimensions is None:
+            raise invalid(
+                "embedding_model_id", embedding_model_id, f"choose one of {', '.join(sorted(EMBEDDING_DIMENSIONS))}."
+            )
+        if vector_store.dimension not in dimensions:
+            raise invalid(
+                "embedding_model_id",
+                embedding_model_id,
+                f"it embeds into {dimensions} dimensions but the vector store holds {vector_store.dimension}.",
+            )
+        stack = Stack.of(self)
+        model_arn = foundation_model_arn(stack, embedding_model_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="bedrock",
+                            resource="knowledge-base",
+                            resource_name="*",
+                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                        )
+                    },
+                },
+            ),
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[model_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[documents.bucket_arn]))
+        allow(
+            self.role,
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[documents.arn_for_objects(f"{documents_prefix}*")]
+            ),
+            "The knowledge base ingests whichever documents land under its prefix: objects are not known in advance.",
+        )
+        if documents.encryption_key is not None:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[documents.encryption_key.key_arn])
+            )
+        vector_store.grant_write(self.role)
+        self.knowledge_base = bedrock.CfnKnowledgeBase(
+            self,
+            "KnowledgeBase",
+            name=Names.unique_resource_name(self, max_length=100, separator="-"),
+            description=description,
+            role_arn=self.role.role_arn,
+            knowledge_base_configuration=bedrock.CfnKnowledgeBase.KnowledgeBaseConfigurationProperty(
+                type="VECTOR",
+                vector_knowledge_base_configuration=bedrock.CfnKnowledgeBase.VectorKnowledgeBaseConfigurationProperty(
+                    embedding_model_arn=model_arn
+                ),
+            ),
+            storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
+                type="OPENSEARCH_SERVERLESS",
+                opensearch_serverless_configuration=bedrock.CfnKnowledgeBase.OpenSearchServerlessConfigurationProperty(
+                    collection_arn=vector_store.collection.attr_arn,
+                    vector_index_name=vector_store.index_name,
+                    field_mapping=bedrock.CfnKnowledgeBase.OpenSearchServerlessFieldMappingProperty(
+                        vector_field="vector_field", text_field="text", metadata_field=BEDROCK_METADATA_FIELD
+                    ),
+                ),
+            ),
+        )
+        # The index and the data-access policy naming this role must exist first.
+        self.knowledge_base.node.add_dependency(vector_store.index_resource, vector_store.access_policy)
+        self.data_source = bedrock.CfnDataSource(
+            self,
+            "Documents",
+            knowledge_base_id=self.knowledge_base.attr_knowledge_base_id,
+            name="documents",
+            data_deletion_policy="RETAIN",
+            data_source_configuration=bedrock.CfnDataSource.DataSourceConfigurationProperty(
+                type="S3",
+                s3_configuration=bedrock.CfnDataSource.S3DataSourceConfigurationProperty(
+                    bucket_arn=documents.bucket_arn, inclusion_prefixes=[documents_prefix] if documents_prefix else None
+                ),
+            ),
+            vector_ingestion_configuration=bedrock.CfnDataSource.VectorIngestionConfigurationProperty(
+                chunking_configuration=bedrock.CfnDataSource.ChunkingConfigurationProperty(
+                    chunking_strategy="FIXED_SIZE",
+                    fixed_size_chunking_configuration=bedrock.CfnDataSource.FixedSizeChunkingConfigurationProperty(
+                        max_tokens=300, overlap_percentage=20
+                    ),
+                )
+            ),
+        )
+        self.attachment = KnowledgeBaseAttachment(
+            self.knowledge_base.attr_knowledge_base_id, self.knowledge_base.attr_knowledge_base_arn, description
+        )
