@@ -13,12 +13,13 @@ from typing import Annotated
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from genai_runtime.agents.deployed import MAX_INPUT_CHARS, invoke_agent
 from genai_runtime.errors import UsageError
 
 from ._config import setting
+from ._requests import parse_json_body
 
 logger = Logger(service="agent-api")
 app = APIGatewayRestResolver()
@@ -44,22 +45,7 @@ def _reply(status: int, payload: dict) -> Response:
 
 
 def parse(body: str | None) -> InvokeRequest:
-    if not body:
-        raise UsageError('the request has no body: send {"inputText": "..."}')
-    if len(body.encode()) > MAX_BODY_BYTES:
-        raise UsageError(f"the request body is over {MAX_BODY_BYTES} bytes")
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"the request body is not JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise UsageError("the request body must be a JSON object")
-    try:
-        return InvokeRequest.model_validate(payload)
-    except ValidationError as error:
-        raise UsageError(
-            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-        ) from None
+    return parse_json_body(body, InvokeRequest, MAX_BODY_BYTES, '{"inputText": "..."}')
 
 
 @app.post("/invoke")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from genai_runtime.errors import UsageError
 from genai_runtime.rag.chain import MAX_QUESTION_CHARS, RagChain
@@ -23,6 +23,7 @@ from genai_runtime.rag.index import open_index
 from genai_runtime.rag.search import SearchOptions
 
 from ._config import int_setting, setting
+from ._requests import parse_json_body
 
 logger = Logger(service="rag-query")
 app = APIGatewayRestResolver()
@@ -54,22 +55,7 @@ def error(status: int, message: str) -> Response:
 
 
 def parse(body: str | None) -> QueryRequest:
-    if not body:
-        raise UsageError('the request has no body: send {"question": "..."}')
-    if len(body.encode()) > MAX_BODY_BYTES:
-        raise UsageError(f"the request body is over {MAX_BODY_BYTES} bytes")
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as problem:
-        raise UsageError(f"the request body is not JSON: {problem}") from None
-    if not isinstance(payload, dict):
-        raise UsageError("the request body must be a JSON object")
-    try:
-        return QueryRequest.model_validate(payload)
-    except ValidationError as problem:
-        raise UsageError(
-            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in problem.errors())
-        ) from None
+    return parse_json_body(body, QueryRequest, MAX_BODY_BYTES, '{"question": "..."}')
 
 
 @app.post("/query")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Duration, Names, Stack
+from aws_cdk import Duration, Names, Stack
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,6 +24,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from ._validation import invalid, require_choice
+from .bedrock_iam import bedrock_service_role, foundation_model_arn
 
 _MODEL_ID = re.compile(r"^(?!(?:us|eu|apac|global)\.)[a-z0-9-]+\.[a-z0-9.:-]+$")  # no inference profiles
 _NAME = re.compile(r"^[0-9a-zA-Z_-]{1,100}$")
@@ -32,16 +33,6 @@ STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
 PII_ACTIONS = ("ANONYMIZE", "BLOCK")
 MIN_INSTRUCTION = 40  # Bedrock's own lower bound
 MAX_INSTRUCTION = 4000
-
-
-def foundation_model_arn(stack: Stack, model_id: str) -> str:
-    return stack.format_arn(
-        service="bedrock",
-        account="",
-        resource="foundation-model",
-        resource_name=model_id,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
 
 
 @dataclass(frozen=True)
@@ -216,25 +207,7 @@ class BedrockAgent(Construct):
         self.key = encryption_key or kms.Key(
             self, "Key", enable_key_rotation=True, description=f"{self.node.path}: agent sessions and guardrail"
         )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal(
-                "bedrock.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="bedrock",
-                            resource="agent",
-                            resource_name="*",
-                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                        )
-                    },
-                },
-            ),
-            description="Bedrock agent: invokes its one foundation model",
-        )
+        self.role = bedrock_service_role(self, "Role", "agent", "Bedrock agent: invokes its one foundation model")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],

@@ -28,7 +28,7 @@ from .functions import allow_logs_delivery, vpc_function
 from .lambda_image import INGEST_HANDLER, rag_lambda_code
 from .nag import acknowledge, acknowledge_policy_wildcards
 from .notifications import encrypted_alarm_topic
-from .rag_models import EmbeddingModel
+from .rag_models import EmbeddingModel, require_fit
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
 from .vector_store import VectorStore
 
@@ -178,19 +178,7 @@ class IngestionPipeline(Construct):
     def validate_props(
         vector_store, embeddings, chunk_size, chunk_overlap, batch_size, max_receive_count, max_concurrency
     ) -> None:
-        if not isinstance(vector_store, VectorStore):
-            raise invalid("vector_store", vector_store, "pass a VectorStore.")
-        if not isinstance(embeddings, EmbeddingModel):
-            raise invalid(
-                "embeddings", embeddings, "pass EmbeddingModel.sagemaker(...) or EmbeddingModel.bedrock(...)."
-            )
-        if embeddings.dimension != vector_store.dimension:
-            raise invalid(
-                "embeddings",
-                embeddings.spec,
-                f"it gives {embeddings.dimension}-dimension vectors but the vector store's index holds "
-                f"{vector_store.dimension}; make VectorStore(dimension=...) match the model.",
-            )
+        require_fit(vector_store, embeddings, "make VectorStore(dimension=...) match the model")
         require_int("chunk_size", chunk_size, minimum=1, maximum=100_000)
         require_int("chunk_overlap", chunk_overlap, minimum=0)
         if chunk_overlap >= chunk_size:

@@ -9,14 +9,15 @@ refused with the reason.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Names, Stack
+from aws_cdk import Names, Stack
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ._validation import invalid
-from .bedrock_agent import KnowledgeBaseAttachment, foundation_model_arn
+from .bedrock_agent import KnowledgeBaseAttachment
+from .bedrock_iam import bedrock_service_role, foundation_model_arn
 from .nag import allow
 from .vector_store import BEDROCK_METADATA_FIELD, VectorStore
 
@@ -65,24 +66,7 @@ class KnowledgeBase(Construct):
             )
         stack = Stack.of(self)
         model_arn = foundation_model_arn(stack, embedding_model_id)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal(
-                "bedrock.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="bedrock",
-                            resource="knowledge-base",
-                            resource_name="*",
-                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                        )
-                    },
-                },
-            ),
-        )
+        self.role = bedrock_service_role(self, "Role", "knowledge-base", "Bedrock knowledge base: embeds and indexes")
         self.role.add_to_policy(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[model_arn]))
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[documents.bucket_arn]))
         allow(

@@ -18,7 +18,7 @@ from constructs import Construct
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
 from .lambda_image import QUERY_HANDLER, rag_lambda_code
-from .rag_models import EmbeddingModel, TextGenerator
+from .rag_models import EmbeddingModel, TextGenerator, require_fit
 from .rest_api import JsonPostApi, Throttle
 from .vector_store import VectorStore
 
@@ -133,19 +133,7 @@ class RagApi(Construct):
 
     @staticmethod
     def validate_props(vector_store, embeddings, generator, throttle, max_new_tokens) -> None:
-        if not isinstance(vector_store, VectorStore):
-            raise invalid("vector_store", vector_store, "pass a VectorStore.")
-        if not isinstance(embeddings, EmbeddingModel):
-            raise invalid(
-                "embeddings", embeddings, "pass EmbeddingModel.sagemaker(...) or EmbeddingModel.bedrock(...)."
-            )
-        if embeddings.dimension != vector_store.dimension:
-            raise invalid(
-                "embeddings",
-                embeddings.spec,
-                f"it gives {embeddings.dimension}-dimension vectors but the vector store's index holds "
-                f"{vector_store.dimension}; query with the model the store was filled with.",
-            )
+        require_fit(vector_store, embeddings, "query with the model the store was filled with")
         if generator is not None and not isinstance(generator, TextGenerator):
             raise invalid("generator", generator, "pass TextGenerator.lmi_endpoint(...) or TextGenerator.bedrock(...).")
         if not isinstance(throttle, Throttle):

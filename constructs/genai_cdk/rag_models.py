@@ -12,19 +12,10 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 
 from ._validation import invalid
+from .bedrock_iam import foundation_model_arn
 
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _MODEL_ID = re.compile(r"^[a-z0-9-]+\.[a-zA-Z0-9.:_-]+$")
-
-
-def _bedrock_arn(stack: Stack, model_id: str) -> str:
-    return stack.format_arn(
-        service="bedrock",
-        account="",
-        resource="foundation-model",
-        resource_name=model_id,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
 
 
 def _endpoint_arn(stack: Stack, endpoint_name: str) -> str:
@@ -62,7 +53,9 @@ class EmbeddingModel:
     def grant(self, grantee: iam.IGrantable, stack: Stack) -> None:
         if self._kind == "bedrock":
             iam.Grant.add_to_principal(
-                grantee=grantee, actions=["bedrock:InvokeModel"], resource_arns=[_bedrock_arn(stack, self._target)]
+                grantee=grantee,
+                actions=["bedrock:InvokeModel"],
+                resource_arns=[foundation_model_arn(stack, self._target)],
             )
         else:
             iam.Grant.add_to_principal(
@@ -95,10 +88,27 @@ class TextGenerator:
 
         def grant(grantee, stack):
             iam.Grant.add_to_principal(
-                grantee=grantee, actions=["bedrock:InvokeModel"], resource_arns=[_bedrock_arn(stack, model_id)]
+                grantee=grantee, actions=["bedrock:InvokeModel"], resource_arns=[foundation_model_arn(stack, model_id)]
             )
 
         return cls(f"bedrock:{model_id}", grant)
 
     def grant(self, grantee: iam.IGrantable, stack: Stack) -> None:
         self._grant(grantee, stack)
+
+
+def require_fit(vector_store, embeddings, action: str) -> None:
+    """``embeddings`` is an ``EmbeddingModel`` whose vectors fit ``vector_store``'s index."""
+    from .vector_store import VectorStore
+
+    if not isinstance(vector_store, VectorStore):
+        raise invalid("vector_store", vector_store, "pass a VectorStore.")
+    if not isinstance(embeddings, EmbeddingModel):
+        raise invalid("embeddings", embeddings, "pass EmbeddingModel.sagemaker(...) or EmbeddingModel.bedrock(...).")
+    if embeddings.dimension != vector_store.dimension:
+        raise invalid(
+            "embeddings",
+            embeddings.spec,
+            f"it gives {embeddings.dimension}-dimension vectors but the vector store's index holds "
+            f"{vector_store.dimension}; {action}.",
+        )

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import pytest
 from botocore.awsrequest import AWSResponse
-
-CONTEXT = SimpleNamespace(
-    function_name="fn",
-    memory_limit_in_mb=256,
-    aws_request_id="req",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn",
-    function_version="$LATEST",
-    log_group_name="/aws/lambda/fn",
-    log_stream_name="s",
-)
 
 
 def stub_operation(client, operation: str, parsed: dict, requests: list) -> None:

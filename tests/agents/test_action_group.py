@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genai_runtime.agents.tools import agent_event
-
-from .conftest import CONTEXT
+from tests.lambda_events import CONTEXT
 
 SHIPPED_SCHEMA = (
     Path(__file__).resolve().parents[2] / "constructs" / "genai_cdk" / "assets" / "agent_schemas" / "claims.json"

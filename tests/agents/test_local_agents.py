@@ -11,8 +11,9 @@ from genai_runtime.agents.pal import SandboxError, extract_program, pal, run_pro
 from genai_runtime.agents.react import Tool, react
 from genai_runtime.agents.tools import action_group_tools, calculator_tool
 from genai_runtime.errors import UsageError
+from tests.lambda_events import CONTEXT, api_gateway_post
 
-from .conftest import CONTEXT, stub_operation
+from .conftest import stub_operation
 
 BAGELS = '''def solution():
     """Olivia has $23. She bought five bagels for $3 each. How much money does she have left?"""
@@ -159,27 +160,7 @@ def test_invoke_agent_assembles_the_stream_and_collects_trace_ids():
 
 
 def api_event(body) -> dict:
-    return {
-        "resource": "/invoke",
-        "path": "/invoke",
-        "httpMethod": "POST",
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "isBase64Encoded": False,
-        "body": body if body is None or isinstance(body, str) else json.dumps(body),
-        "requestContext": {
-            "resourcePath": "/invoke",
-            "httpMethod": "POST",
-            "stage": "v1",
-            "requestId": "r",
-            "path": "/v1/invoke",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-    }
+    return api_gateway_post("/invoke", body)
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import CORPUS
+from tests.lambda_events import CONTEXT, api_gateway_post
 
-CONTEXT = SimpleNamespace(
-    function_name="fn",
-    memory_limit_in_mb=1024,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn",
-    aws_request_id="req-1",
-    function_version="$LATEST",
-    log_group_name="/aws/lambda/fn",
-    log_stream_name="stream",
-)
+from .conftest import CORPUS
 
 
 @pytest.fixture
@@ -159,27 +151,7 @@ def query_env(monkeypatch, corpus_index):
 
 
 def api_event(body) -> dict:
-    return {
-        "resource": "/query",
-        "path": "/query",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "isBase64Encoded": False,
-        "body": body if body is None or isinstance(body, str) else json.dumps(body),
-        "requestContext": {
-            "resourcePath": "/query",
-            "httpMethod": "POST",
-            "stage": "prod",
-            "requestId": "id",
-            "path": "/prod/query",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-    }
+    return api_gateway_post("/query", body)
 
 
 def call(module, body) -> tuple[int, dict]:
