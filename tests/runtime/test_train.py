@@ -317,3 +317,31 @@ def test_launch_trains_under_torchrun(tiny_model, dialogues, tmp_path):
     assert process.returncode == 0, process.stderr[-3000:]
     assert "torch.distributed.run --nnodes=1 --node_rank=0 --nproc_per_node=1" in process.stdout
     assert json.loads((tmp_path / "out" / "train_metrics.json").read_text())["global_step"] == 3
+
+
+def test_lean_trainer_loss_equals_trls_completion_only_loss(tiny_model, tmp_path):
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from genai_runtime.train.sft import lean_sft_trainer
+
+    rows = [{"prompt": f"Summarize: #Person1# asks about item {n}. ", "completion": f"They discuss item {n}."}
+            for n in range(8)]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    losses = []
+    for trainer_class in (SFTTrainer, lean_sft_trainer()):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+        args = SFTConfig(output_dir=str(tmp_path / trainer_class.__name__), per_device_train_batch_size=8,
+                         completion_only_loss=True, report_to="none", use_cpu=True, bf16=False, max_length=64)
+        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer)
+        batch = next(iter(trainer.get_train_dataloader()))
+        completion_tokens = (batch["labels"] != -100).sum()
+        assert 0 < completion_tokens < batch["attention_mask"].sum()  # the prompt is masked out
+        trainer.model.eval()
+        with torch.no_grad():
+            losses.append(float(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=completion_tokens)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
