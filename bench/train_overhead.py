@@ -2,7 +2,7 @@
 plain transformers ``Trainer`` loop on the same tiny model, LoRA settings and data, in one run.
 Goal: overhead under 5 %.
 
-    PYTHONPATH=. .venv/bin/python -m bench.train_overhead [--steps 60]
+    PYTHONPATH=. .venv/bin/python -m bench.train_overhead [--steps 100 --repeat 3]
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def ours(model_dir: Path, data: Path, steps: int, out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     from genai_runtime.train.data import read_rows, split, to_instructions
 
@@ -83,9 +83,11 @@ def main() -> None:
         examples = split(to_instructions(read_rows(data), "samsum", "dialogue", "summary", seed=42), 0.1, 0.1,
                          seed=42)["train"]
         baseline, genai = [], []
-        for i in range(args.repeat):  # alternate, so drift hits both alike
-            baseline.append(plain_trainer(model_dir, examples, args.steps, tmp / f"plain{i}"))
-            genai.append(ours(model_dir, data, args.steps, tmp / f"ours{i}"))
+        for i in range(args.repeat):  # alternate, and which goes first, so drift hits both alike
+            runs = [lambda i=i: baseline.append(plain_trainer(model_dir, examples, args.steps, tmp / f"plain{i}")),
+                    lambda i=i: genai.append(ours(model_dir, data, args.steps, tmp / f"ours{i}"))]
+            for run in runs if i % 2 == 0 else reversed(runs):
+                run()
     result = {
         "benchmark": "genai train sft (LoRA) vs a plain transformers Trainer loop, same model/data/settings",
         "machine": machine(),

@@ -4,6 +4,7 @@ FSDP semantics, resume after a kill, ROUGE evaluation and pipeline submission.""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -345,3 +346,20 @@ def test_lean_trainer_loss_equals_trls_completion_only_loss(tiny_model, tmp_path
         with torch.no_grad():
             losses.append(float(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=completion_tokens)))
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_launch_runs_ddp_over_two_processes(tiny_model, dialogues, tmp_path):
+    """Two ranks on CPU (gloo): both train in step, only rank 0 writes the outputs."""
+    config = tmp_path / "sft.json"
+    config.write_text(json.dumps({"model": str(tiny_model), "data": {"train": str(dialogues)},
+                                  "output_dir": str(tmp_path / "out"), "evaluate": False,
+                                  "training": {"max_steps": 4, "save_steps": 100, "batch_size": 2}}))
+    environ = {**os.environ, "SM_NUM_GPUS": "2", "MASTER_PORT": "29517"}
+    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
+                             capture_output=True, text=True, timeout=600, env=environ)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "--nproc_per_node=2" in process.stdout
+    metrics = json.loads((tmp_path / "out" / "train_metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_step"] == 4
+    assert (tmp_path / "out" / "model" / "adapter_config.json").is_file()

@@ -39,6 +39,6 @@ def torchrun_command(sft_args: list[str], environ: dict[str, str] | None = None)
         sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={len(hosts)}", f"--node_rank={hosts.index(current)}",
         f"--nproc_per_node={processes_per_host(environ)}",
-        f"--master_addr={hosts[0]}", f"--master_port={MASTER_PORT}",
+        f"--master_addr={hosts[0]}", f"--master_port={environ.get('MASTER_PORT', MASTER_PORT)}",
         "-m", "genai_runtime.cli", "train", "sft", *sft_args,
     ]

@@ -43,6 +43,7 @@ class TrainResult:
     train_runtime_s: float = 0.0
     steps_per_second: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
+    world_size: int = 1  # processes that trained together (torchrun ranks)
 
 
 def prepare_examples(config: TrainConfig) -> dict[str, list[dict]]:
@@ -178,6 +179,7 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
         disable_tqdm=not progress,
         completion_only_loss=True,
         gradient_checkpointing=training.gradient_checkpointing,
+        ddp_find_unused_parameters=False,  # every LoRA/full parameter takes part in each step
         **precision_arguments(training.precision),
         **fsdp,
     )
@@ -189,8 +191,9 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     model_dir = config.output_dir / "model"
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(model_dir)
+    trainer.save_model(str(model_dir))  # every rank calls it: under FSDP the ranks gather the weights together
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(model_dir)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     result = TrainResult(
@@ -200,7 +203,10 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
         model_dir=str(model_dir), splits={name: len(rows) for name, rows in parts.items()},
         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
         steps_per_second=float(output.metrics.get("train_steps_per_second", 0.0)),
+        world_size=trainer.args.world_size,
     )
+    if not trainer.is_world_process_zero():
+        return result  # under torchrun, rank 0 alone writes the outputs
     if config.merge_adapter:
         merged = trainer.model.merge_and_unload()
         result.merged_dir = str(config.output_dir / "merged")
