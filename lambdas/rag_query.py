@@ -62,11 +62,7 @@ def parse(body: str | None) -> QueryRequest:
 def query() -> Response:
     try:
         request = parse(app.current_event.body)
-        rag = chain()
-        if request.generate and rag.generator is not None:
-            answer = rag(request.question, request.search_options())
-        else:
-            answer = type(rag)(rag.index, rag.embeddings)(request.question, request.search_options())
+        answer = chain()(request.question, request.search_options(), generate=request.generate)
     except UsageError as problem:
         return error(400, str(problem))
     except GenerationError as problem:

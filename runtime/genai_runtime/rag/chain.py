@@ -52,10 +52,11 @@ class RagChain:
             raise UsageError(f"filter on unknown metadata field(s) {', '.join(unknown)}; known fields: {known}")
         return self.index.search(question, self.embeddings.embed_query(question), options)
 
-    def __call__(self, question: str, options: SearchOptions | None = None) -> RagAnswer:
+    def __call__(self, question: str, options: SearchOptions | None = None, generate: bool = True) -> RagAnswer:
+        """Retrieve, and unless ``generate`` is False or there is no generator, answer from the sources."""
         question = validate_question(question)
         sources = self.retrieve(question, options)
-        if self.generator is None:
+        if self.generator is None or not generate:
             return RagAnswer(question, sources)
         prompt = augment(question, sources, self.prompt)
         return RagAnswer(question, sources, self.generator(prompt).strip(), prompt)

@@ -37,6 +37,7 @@ class FaissIndex:
         self._store = store  # langchain FAISS, created at the first upsert (the dimension is unknown until then)
         self._bm25 = None
         self._by_source: dict[str, dict[str, str]] | None = None
+        self._fields: set[str] | None = None
 
     @classmethod
     def open(cls, path: Path, embedding_model: str, *, create: bool = False) -> FaissIndex:
@@ -81,10 +82,12 @@ class FaissIndex:
         return set(self._by_source)
 
     def metadata_fields(self) -> set[str]:
-        fields: set[str] = set()
-        for doc in self._documents().values():
-            fields.update(doc.metadata)
-        return fields - {"content_hash"}
+        if self._fields is None:  # asked on every query: computed once per change
+            self._fields = set()
+            for doc in self._documents().values():
+                self._fields.update(doc.metadata)
+            self._fields.discard("content_hash")
+        return set(self._fields)
 
     # ---- changes
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -105,13 +108,13 @@ class FaissIndex:
             metadatas=[c.metadata for c in chunks],
             ids=[c.id for c in chunks],
         )
-        self._bm25 = self._by_source = None
+        self._bm25 = self._by_source = self._fields = None
 
     def delete(self, ids: Sequence[str]) -> None:
         present = [i for i in ids if i in self._documents()]
         if present:
             self._store.delete(present)
-            self._bm25 = self._by_source = None
+            self._bm25 = self._by_source = self._fields = None
 
     def save(self) -> None:
         import faiss
