@@ -20,7 +20,7 @@ from constructs import Construct
 
 from .bedrock_agent import ActionGroup
 from .functions import vpc_function
-from .lambda_image import CLAIMS_HANDLER, rag_lambda_code
+from .lambda_image import CLAIMS_HANDLER, lambda_image_code
 
 SCHEMA = Path(__file__).parent / "assets" / "agent_schemas" / "claims.json"
 ACTION_GROUP_NAME = "ClaimManagementActionGroup"
@@ -58,7 +58,7 @@ class ClaimsActionGroup(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or rag_lambda_code(CLAIMS_HANDLER),
+            code=code or lambda_image_code(CLAIMS_HANDLER),
             vpc=vpc,
             key=self.key,
             timeout=Duration.seconds(30),

@@ -25,7 +25,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import INGEST_HANDLER, rag_lambda_code
+from .lambda_image import INGEST_HANDLER, lambda_image_code
 from .nag import acknowledge, acknowledge_policy_wildcards
 from .notifications import encrypted_alarm_topic
 from .rag_models import EmbeddingModel, require_fit
@@ -115,7 +115,7 @@ class IngestionPipeline(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or rag_lambda_code(INGEST_HANDLER),
+            code=code or lambda_image_code(INGEST_HANDLER),
             vpc=vpc,
             key=self.key,
             timeout=FUNCTION_TIMEOUT,

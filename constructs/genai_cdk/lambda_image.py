@@ -23,7 +23,7 @@ CLAIMS_HANDLER = "lambdas.claims_action_group.handler"
 AGENT_API_HANDLER = "lambdas.agent_api.handler"
 
 
-def rag_lambda_code(handler: str) -> lambda_.DockerImageCode:
+def lambda_image_code(handler: str) -> lambda_.DockerImageCode:
     """The image with ``handler`` as its command; raises where the repository is not at hand."""
     if not (REPOSITORY_ROOT / DOCKERFILE).is_file():
         raise ValueError(

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import QUERY_HANDLER, rag_lambda_code
+from .lambda_image import QUERY_HANDLER, lambda_image_code
 from .rag_models import EmbeddingModel, TextGenerator, require_fit
 from .rest_api import JsonPostApi, Throttle
 from .vector_store import VectorStore
@@ -103,7 +103,7 @@ class RagApi(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or rag_lambda_code(QUERY_HANDLER),
+            code=code or lambda_image_code(QUERY_HANDLER),
             vpc=vpc,
             key=self.key,
             timeout=Duration.seconds(30),

@@ -44,7 +44,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import INDEX_HANDLER, rag_lambda_code
+from .lambda_image import INDEX_HANDLER, lambda_image_code
 from .nag import acknowledge, acknowledge_policy_wildcards, allow
 
 METADATA_TYPES = ("keyword", "integer", "long", "float", "boolean", "date")
@@ -422,7 +422,7 @@ class VectorStore(Construct):
         function = vpc_function(
             self,
             "IndexFunction",
-            code=code or rag_lambda_code(INDEX_HANDLER),
+            code=code or lambda_image_code(INDEX_HANDLER),
             vpc=vpc,
             key=self.key,
             role=self.admin_role,
