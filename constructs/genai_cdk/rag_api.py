@@ -87,8 +87,7 @@ class RagApi(Construct):
         :param code: the function image; default built from this repository.
         """
         super().__init__(scope, construct_id)
-        throttle = throttle or Throttle()
-        self.validate_props(vector_store, embeddings, generator, throttle, max_new_tokens)
+        self.validate_props(vector_store, embeddings, generator, max_new_tokens)
         stack = Stack.of(self)
         self.key = encryption_key or vector_store.key
         allow_logs_delivery(self.key)
@@ -132,13 +131,10 @@ class RagApi(Construct):
         self.usage_plan, self.web_acl = self.front.usage_plan, self.front.web_acl
 
     @staticmethod
-    def validate_props(vector_store, embeddings, generator, throttle, max_new_tokens) -> None:
+    def validate_props(vector_store, embeddings, generator, max_new_tokens) -> None:
         require_fit(vector_store, embeddings, "query with the model the store was filled with")
         if generator is not None and not isinstance(generator, TextGenerator):
             raise invalid("generator", generator, "pass TextGenerator.lmi_endpoint(...) or TextGenerator.bedrock(...).")
-        if not isinstance(throttle, Throttle):
-            raise invalid("throttle", throttle, "pass Throttle(rate_limit=..., burst_limit=...).")
-        throttle.validate()
         require_int("max_new_tokens", max_new_tokens, minimum=1, maximum=4096)
 
     @property

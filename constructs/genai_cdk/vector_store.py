@@ -475,19 +475,14 @@ class VectorStore(Construct):
         name = re.sub(r"[^a-z0-9-]", "", Names.unique_resource_name(self, max_length=40, separator="-").lower())
         name = ("v" + name[-25:]).replace("--", "-")
         self.collection_name = name
-        encryption = aoss.CfnSecurityPolicy(
-            self,
-            "EncryptionPolicy",
-            name=f"{name}-enc",
-            type="encryption",
-            policy=stack.to_json_string(
-                {
-                    "Rules": [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}],
-                    "AWSOwnedKey": False,
-                    "KmsARN": self.key.key_arn,
-                }
-            ),
-        )
+        collection_rule = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
+
+        def security_policy(construct_id: str, kind: str, document) -> aoss.CfnSecurityPolicy:
+            return aoss.CfnSecurityPolicy(self, construct_id, name=f"{name}-{kind[:3]}", type=kind,
+                                          policy=stack.to_json_string(document))
+
+        encryption = security_policy("EncryptionPolicy", "encryption",
+                                     {"Rules": collection_rule, "AWSOwnedKey": False, "KmsARN": self.key.key_arn})
         self.vpc_endpoint = aoss.CfnVpcEndpoint(
             self,
             "VpcEndpoint",
@@ -496,21 +491,8 @@ class VectorStore(Construct):
             subnet_ids=[s.subnet_id for s in subnets],
             security_group_ids=[self.security_group.security_group_id],
         )
-        network = aoss.CfnSecurityPolicy(
-            self,
-            "NetworkPolicy",
-            name=f"{name}-net",
-            type="network",
-            policy=stack.to_json_string(
-                [
-                    {
-                        "Rules": [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}],
-                        "AllowFromPublic": False,
-                        "SourceVPCEs": [self.vpc_endpoint.attr_id],
-                    }
-                ]
-            ),
-        )
+        network = security_policy("NetworkPolicy", "network", [
+            {"Rules": collection_rule, "AllowFromPublic": False, "SourceVPCEs": [self.vpc_endpoint.attr_id]}])
         self.collection = aoss.CfnCollection(
             self,
             "Collection",

@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, minimum: int, bound: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be {bound}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1, "at least 1")
 
 
 def port(text: str) -> int:
@@ -59,13 +63,7 @@ def existing_dir(text: str) -> Path:
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+    return _integer(text, 0, "0 or more")
 
 
 def fraction_or_bound(text: str) -> float:

@@ -88,17 +88,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from ..rag.chunking import validate_chunking
-    from ..rag.embeddings import embeddings_from_spec, parse_spec
+    from ..rag.embeddings import LazyEmbeddings
     from ..rag.index import open_index
     from ..rag.ingest import ingest_paths
 
     validate_chunking(args.chunk_size, args.chunk_overlap)
-    parse_spec(args.embeddings)
+    embeddings = LazyEmbeddings(args.embeddings)  # a re-run with nothing new never loads the model
     index = open_index(args.index, args.embeddings, create=True)
     report = ingest_paths(
         args.paths,
         index,
-        embeddings_from_spec(args.embeddings),
+        embeddings,
         chunk_size=args.chunk_size,
         chunk_overlap=args.chunk_overlap,
         progress=not args.no_progress,

@@ -115,3 +115,28 @@ class SageMakerEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+class VectorsOnly(Embeddings):
+    """For langchain stores that are handed vectors, never text: embedding happens once, batched, in ingestion."""
+
+    def embed_documents(self, texts):
+        raise TypeError("this index takes vectors; embed with the index's embeddings first")
+
+    def embed_query(self, text):
+        raise TypeError("this index takes vectors; embed with the index's embeddings first")
+
+
+class LazyEmbeddings(Embeddings):
+    """``embeddings_from_spec(spec)``, loaded at the first text to embed: a re-ingest that finds nothing
+    changed never loads the model."""
+
+    def __init__(self, spec: str) -> None:
+        parse_spec(spec)
+        self.spec = spec
+
+    def embed_documents(self, texts):
+        return embeddings_from_spec(self.spec).embed_documents(texts) if texts else []
+
+    def embed_query(self, text):
+        return embeddings_from_spec(self.spec).embed_query(text)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 from ..errors import UsageError
 from .chunking import Chunk
+from .embeddings import VectorsOnly
 from .search import Retrieved, SearchOptions, mmr_select, reciprocal_rank_fusion
 
 FORMAT = 1
@@ -70,16 +70,19 @@ class FaissIndex:
     def __len__(self) -> int:
         return 0 if self._store is None else self._store.index.ntotal
 
-    def chunk_hashes(self, source: str) -> dict[str, str]:
-        if self._by_source is None:  # one pass over the docstore, not one per source
+    def _source_map(self) -> dict[str, dict[str, str]]:
+        """Source -> {chunk id: content hash}, built in one pass over the docstore and kept until a change."""
+        if self._by_source is None:
             self._by_source = {}
             for doc_id, doc in self._documents().items():
                 self._by_source.setdefault(doc.metadata["source"], {})[doc_id] = doc.metadata["content_hash"]
-        return dict(self._by_source.get(source, {}))
+        return self._by_source
+
+    def chunk_hashes(self, source: str) -> dict[str, str]:
+        return dict(self._source_map().get(source, {}))
 
     def sources(self) -> set[str]:
-        self.chunk_hashes("")
-        return set(self._by_source)
+        return set(self._source_map())
 
     def metadata_fields(self) -> set[str]:
         if self._fields is None:  # asked on every query: computed once per change
@@ -184,16 +187,6 @@ class FaissIndex:
         return ranked
 
 
-class _VectorsOnly(Embeddings):
-    """The store is handed vectors, never text: embedding happens once, batched, in ingestion."""
-
-    def embed_documents(self, texts):
-        raise TypeError("FaissIndex takes vectors; embed with the index's embeddings first")
-
-    def embed_query(self, text):
-        raise TypeError("FaissIndex takes vectors; embed with the index's embeddings first")
-
-
 def _empty_store(dimension: int):
     import faiss
     from langchain_community.docstore.in_memory import InMemoryDocstore
@@ -201,7 +194,7 @@ def _empty_store(dimension: int):
     from langchain_community.vectorstores.utils import DistanceStrategy
 
     return FAISS(
-        embedding_function=_VectorsOnly(),
+        embedding_function=VectorsOnly(),
         index=faiss.IndexFlatIP(dimension),
         docstore=InMemoryDocstore(),
         index_to_docstore_id={},

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
-from langchain_core.embeddings import Embeddings
-
 from ..errors import UsageError
 from .chunking import Chunk
+from .embeddings import VectorsOnly
 from .search import RRF_K, Retrieved, SearchOptions, mmr_select
 
 VECTOR_FIELD = "vector_field"
@@ -126,14 +125,6 @@ def search_body(vector: Sequence[float], options: SearchOptions, question: str |
     return body
 
 
-class _VectorsOnly(Embeddings):
-    def embed_documents(self, texts):
-        raise TypeError("OpenSearchIndex takes vectors; embed with the index's embeddings first")
-
-    def embed_query(self, text):
-        raise TypeError("OpenSearchIndex takes vectors; embed with the index's embeddings first")
-
-
 def aws_auth(host: str, region: str | None = None):
     """SigV4 for a managed domain (service ``es``) or a Serverless collection (``aoss``)."""
     import boto3
@@ -193,7 +184,7 @@ class OpenSearchIndex:
         store = OpenSearchVectorSearch(
             host,
             index_name,
-            _VectorsOnly(),
+            VectorsOnly(),
             http_auth=auth,
             use_ssl=parsed.scheme == "https",
             verify_certs=parsed.scheme == "https",
