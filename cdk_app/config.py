@@ -69,7 +69,7 @@ class ModelLocation(_Strict):
 
 class OptionsConfig(_Strict):
     tensor_parallel_degree: int | None = None
-    rolling_batch: Literal["auto", "vllm", "lmi-dist", "tnx", "disable"] = "auto"
+    rolling_batch: Literal["auto", "vllm", "tnx", "disable"] = "auto"
     max_rolling_batch_size: int = 32
     dtype: Literal["auto", "fp16", "bf16", "fp32"] = "fp16"
     max_model_len: int | None = None
@@ -77,6 +77,10 @@ class OptionsConfig(_Strict):
     compiled_graph_path: str | None = None
     neuron_optimize_level: int | None = None
     model_loading_timeout_seconds: int = 1800
+    enable_lora: bool = False
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    extra: dict[str, str] = {}
 
     def build(self) -> LmiOptions:
         values = self.model_dump()

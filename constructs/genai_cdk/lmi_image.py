@@ -17,10 +17,17 @@ from .nag import allow
 Flavor = Literal["lmi", "neuronx"]
 
 DLC_REPOSITORY = "djl-inference"
-# Pinned, so a synth never changes the serving stack underneath a deployed endpoint.
+# Pinned, so a synth never changes the serving stack underneath a deployed endpoint; genai_cdk.lmi_engine
+# holds the option keys of exactly these engines.
 PINNED_TAGS: dict[str, str] = {
-    "lmi": "0.30.0-lmi12.0.0-cu124",  # GPU: vLLM and lmi-dist rolling batch
-    "neuronx": "0.29.0-neuronx-sdk2.19.1",  # Inferentia2 / Trainium: transformers-neuronx
+    # GPU: LMI 27.0.0 = DJL Serving 0.36.0 with vLLM 0.23.1 (aws/deep-learning-containers,
+    # docs/src/data/djl-inference/0.36-lmi27.0.0-gpu.yml); the engine of shared/harness
+    # (djl-serving branch 0.36.0-lmi27-dlc), which our formatter tests run.
+    "lmi": "0.36.0-lmi27.0.0-cu130",
+    # Inferentia2 / Trainium: the last LMI Neuron image, transformers-neuronx 0.12 on Neuron SDK 2.20.1.
+    # DJL removed Neuron from LMI in 0.35.0 (djl-serving 1132e3a) and published no NxD Inference image;
+    # djl-serving 0.34.0-dlc serving/docs/lmi/README.md lists this tag as the Neuron container.
+    "neuronx": "0.30.0-neuronx-sdk2.20.1",
 }
 
 
@@ -45,7 +52,7 @@ class LmiImage:
         """The AWS Deep Learning Container for ``flavor`` at the pinned (or a given) tag."""
         require_choice("image.flavor", flavor, tuple(PINNED_TAGS))
         if tag is not None and (not tag or ":" in tag or "/" in tag):
-            raise invalid("image.tag", tag, "give only the tag, e.g. '0.30.0-lmi12.0.0-cu124'.")
+            raise invalid("image.tag", tag, "give only the tag, e.g. '0.36.0-lmi27.0.0-cu130'.")
         return LmiImage(flavor=flavor, tag=tag or PINNED_TAGS[flavor])
 
     @staticmethod

@@ -64,7 +64,8 @@ def test_bad_requests(handler, body, code, message):
 
 
 def test_serving_properties_match_the_endpoint_environment():
-    options = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8)
+    options = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8,
+                         rolling_batch="disable", entry_point=HANDLER_ENTRY_POINT)
     text = render_serving_properties(options, "ml.inf2.48xlarge", custom_handler=True)
     lines = text.splitlines()
     assert lines[0] == "engine=Python"
@@ -72,8 +73,15 @@ def test_serving_properties_match_the_endpoint_environment():
     from genai_cdk import instance_spec
 
     rendered = {f"OPTION_{k.removeprefix('option.').upper()}": v
-                for k, v in (line.split("=", 1) for line in lines[1:] if not line.startswith("option.entryPoint"))}
+                for k, v in (line.split("=", 1) for line in lines[1:])}
     assert rendered == options.to_environment(instance_spec("ml.inf2.48xlarge"))
+
+
+def test_custom_handler_is_refused_beside_a_rolling_batch_engine():
+    # Under rolling batch DJL sends its per-request protocol; the whole-request handler breaks there.
+    for rolling_batch in ("auto", "vllm"):
+        with pytest.raises(ValueError, match="works only with rolling_batch='disable'"):
+            render_serving_properties(LmiOptions(rolling_batch=rolling_batch), "ml.g5.2xlarge", custom_handler=True)
 
 
 def test_serving_properties_validate_against_the_instance():

@@ -156,10 +156,11 @@ def test_package_lays_out_uploads_and_skips_what_is_unchanged(tiny_model, tmp_pa
     from genai_cdk.lmi_options import LmiOptions
     from genai_runtime.optimize import package
 
-    folder = package.layout(tiny_model, tmp_path / "pkg", LmiOptions(rolling_batch="vllm", max_model_len=256),
+    folder = package.layout(tiny_model, tmp_path / "pkg", LmiOptions(rolling_batch="disable", max_model_len=256),
                             "ml.g5.2xlarge", custom_handler=True)
     properties = (folder / "serving.properties").read_text()
-    assert "option.rolling_batch=vllm" in properties and "option.entryPoint=genai_runtime" in properties
+    assert "option.rolling_batch=disable" in properties and "option.entryPoint=genai_runtime" in properties
+    assert not (folder / "model.py").exists()  # the custom handler replaces the engine: no formatters
     manifest = json.loads((folder / package.MANIFEST).read_text())
     assert manifest["serving.properties"] == package.sha256(folder / "serving.properties")
     assert "model.safetensors" in manifest
@@ -190,3 +191,65 @@ def test_package_rejects_bad_input(tiny_model, tmp_path):
     process = _genai("optimize", "package", "--model", tiny_model, "--out", tmp_path / "p2", "--instance-type",
                      "ml.g5.2xlarge", "--dtype", "int3")
     assert process.returncode == 2 and "dtype='int3' is invalid" in process.stderr
+    process = _genai("optimize", "package", "--model", tiny_model, "--out", tmp_path / "p3", "--instance-type",
+                     "ml.g5.2xlarge", "--custom-handler")
+    assert process.returncode == 2 and "works only with rolling_batch='disable'" in process.stderr
+    assert not (tmp_path / "p3").exists()
+
+
+def _fake_compiled(folder, **overrides):
+    from genai_runtime.optimize.compile import SETTINGS_FILE
+
+    folder.mkdir()
+    settings = {"batch_size": 8, "sequence_length": 4096, "num_cores": 24, "auto_cast_type": "fp16",
+                "instance_type": "ml.inf2.48xlarge", **overrides}
+    (folder / SETTINGS_FILE).write_text(json.dumps(settings))
+    (folder / "model.neff").write_bytes(b"neff")
+    return folder
+
+
+def test_package_puts_compiled_graphs_where_compiled_graph_path_points(tiny_model, tmp_path):
+    from genai_cdk.lmi_options import LmiOptions
+    from genai_runtime.optimize import package
+
+    options = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8,
+                         compiled_graph_path=package.COMPILED_GRAPH_PATH)
+    folder = package.layout(tiny_model, tmp_path / "pkg", options, "ml.inf2.48xlarge",
+                            compiled_dir=_fake_compiled(tmp_path / "graphs"))
+    assert (folder / package.COMPILED_DIR / "model.neff").read_bytes() == b"neff"
+    properties = (folder / "serving.properties").read_text()
+    assert f"option.compiled_graph_path={package.COMPILED_GRAPH_PATH}" in properties
+    assert "option.entryPoint=djl_python.transformers_neuronx" in properties and (folder / "model.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("options", "graphs", "message"),
+    [
+        ({"compiled_graph_path": "/opt/ml/model/compiled"}, None, "nothing puts graphs there"),
+        ({"compiled_graph_path": "/opt/ml/model/compiled", "max_rolling_batch_size": 32}, {},
+         "max_rolling_batch_size=32 but the graphs were compiled for 8"),
+        ({"compiled_graph_path": "/opt/ml/model/compiled", "n_positions": 2048}, {}, "n_positions=2048"),
+        ({"compiled_graph_path": "/opt/ml/model/compiled"}, {"num_cores": 12}, "tensor_parallel_degree=24"),
+        ({"compiled_graph_path": "/elsewhere"}, {}, "set compiled_graph_path to it"),
+    ],
+)
+def test_package_refuses_graphs_that_do_not_match_the_endpoint(tiny_model, tmp_path, options, graphs, message):
+    from genai_cdk.lmi_options import LmiOptions
+    from genai_runtime.optimize import package
+
+    base = {"tensor_parallel_degree": 24, "n_positions": 4096, "max_rolling_batch_size": 8}
+    compiled = _fake_compiled(tmp_path / "graphs", **graphs) if graphs is not None else None
+    with pytest.raises(UsageError, match=message):
+        package.layout(tiny_model, tmp_path / "pkg", LmiOptions(**{**base, **options}), "ml.inf2.48xlarge",
+                       compiled_dir=compiled)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_compile_defaults_come_from_the_endpoint_options():
+    from genai_cdk.lmi_options import LmiOptions
+    from genai_runtime.optimize.compile import CompileSettings
+
+    settings = CompileSettings.for_endpoint("ml.inf2.48xlarge")
+    assert (settings.batch_size, settings.sequence_length, settings.num_cores) == (
+        LmiOptions().max_rolling_batch_size, 4096, 24)
+    assert settings.mismatches(LmiOptions(n_positions=4096), "ml.inf2.48xlarge") == []

@@ -142,8 +142,8 @@ def test_image_flavor_follows_the_instance_type(templates):
         model = next(iter(templates[name].find_resources("AWS::SageMaker::Model").values()))
         return str(model["Properties"]["PrimaryContainer"]["Image"])
 
-    assert "djl-inference:0.29.0-neuronx-sdk2.19.1" in image("ab")
-    assert "djl-inference:0.30.0-lmi12.0.0-cu124" in image("minimal")
+    assert "djl-inference:0.30.0-neuronx-sdk2.20.1" in image("ab")
+    assert "djl-inference:0.36.0-lmi27.0.0-cu130" in image("minimal")
     assert "763104351884.dkr.ecr.us-east-1." in image("minimal")
     assert image("asset") == "111122223333.dkr.ecr.us-east-1.amazonaws.com/my-lmi:1.0"
 

@@ -6,11 +6,22 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_BATCH = 32
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body any front (``genai serve``, the LMI formatter) accepts."""
+MAX_DEPTH = 16
+"""Our shape nests three levels (body -> parameters -> stop); anything deeper is refused before
+``json.loads`` could recurse into a ``RecursionError``."""
+MAX_NEW_TOKENS = 4096
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class RequestError(ValueError):
@@ -25,7 +36,7 @@ class RequestError(ValueError):
 class GenerationParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_new_tokens: int = Field(64, ge=1, le=4096)
+    max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS)
     temperature: float = Field(1.0, gt=0.0, le=100.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(50, ge=0, le=10_000)
@@ -67,6 +78,76 @@ class InferenceRequest(BaseModel):
     @property
     def texts(self) -> list[str]:
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+def decode_body(body: bytes | bytearray | str) -> Any:
+    """Decode a JSON body the way every front must: a ``RequestError`` (4xx), never a crash.
+
+    Refused: over ``MAX_BODY_BYTES`` (413), invalid UTF-8, nesting deeper than ``MAX_DEPTH``,
+    ``NaN``/``Infinity`` (not JSON, though Python's decoder takes them), lone surrogates such as
+    ``"\\ud800"`` (valid JSON escapes that no tokenizer can encode) and numbers that overflow.
+    """
+    if isinstance(body, str):
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(400, "body: contains a lone surrogate; send valid Unicode text") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestError(413, f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RequestError(400, f"body is not valid UTF-8 (byte {error.start}); send UTF-8 JSON") from None
+    _check_depth(body)
+    try:
+        payload = json.loads(text or "null", parse_constant=_refuse_constant)
+    except RequestError:
+        raise
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise RequestError(400, f"body is not valid JSON: {error}") from None
+    problem = _find_bad_value(payload, "")
+    if problem is not None:
+        raise RequestError(400, problem)
+    return payload
+
+
+def _check_depth(body: bytes) -> None:
+    depth = 0
+    for match in _NESTING.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RequestError(400, f"body: nested deeper than {MAX_DEPTH} levels; send the documented shape")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def _refuse_constant(name: str) -> float:
+    raise RequestError(400, f"body: {name} is not valid JSON; send a finite number")
+
+
+def _find_bad_value(value: Any, path: str) -> str | None:
+    """The first string holding a lone surrogate or number that overflowed to infinity (``1e999``)."""
+    if isinstance(value, str):
+        if _LONE_SURROGATE.search(value):
+            return f"{path or 'body'}: contains a lone surrogate (e.g. \\ud800); send valid Unicode text"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{path or 'body'}: {value} is out of range; send a finite number"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _LONE_SURROGATE.search(key):
+                return f"{path or 'body'}: a key contains a lone surrogate; send valid Unicode text"
+            found = _find_bad_value(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_bad_value(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_request(payload: Any) -> InferenceRequest:

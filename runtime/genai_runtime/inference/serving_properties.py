@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from genai_cdk.instance_types import instance_spec
@@ -13,13 +14,13 @@ HANDLER_ENTRY_POINT = "genai_runtime.inference.lmi_handler"
 
 
 def render_serving_properties(options: LmiOptions, instance_type: str, *, custom_handler: bool = False) -> str:
-    """The file's text; ``custom_handler`` routes requests through this project's handler."""
+    """The file's text; ``custom_handler`` replaces LMI's engine with this project's handler, which
+    ``LmiOptions`` allows only with ``rolling_batch="disable"`` (a ``ValueError`` says so otherwise)."""
     spec = instance_spec(instance_type)
-    options.validate_for(spec)
-    text = options.to_serving_properties(spec)
     if custom_handler:
-        text += f"option.entryPoint={HANDLER_ENTRY_POINT}\n"
-    return text
+        options = dataclasses.replace(options, entry_point=HANDLER_ENTRY_POINT)
+    options.validate_for(spec)
+    return options.to_serving_properties(spec)
 
 
 def write_serving_properties(folder: str | Path, options: LmiOptions, instance_type: str, *,
