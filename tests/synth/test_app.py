@@ -100,7 +100,7 @@ def test_dev_is_one_gpu_variant_without_autoscaling(synthesized):
         "Environment": Match.object_like({"OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
                                           "OPTION_ASYNC_MODE": "true", "OPTION_MAX_MODEL_LEN": "4096"}),
         "Image": Match.object_like({"Fn::Join": ["", Match.array_with([
-            Match.string_like_regexp(r"/djl-inference:0\.30\.0-lmi")])]}),
+            Match.string_like_regexp(r"/djl-inference:0\.36\.0-lmi27")])]}),
     })})
 
 
