@@ -228,3 +228,65 @@ def test_hostile_bodies_get_a_4xx_naming_the_problem(lmi, body, code, field):
 def test_non_json_content_type_is_a_415(lmi):
     data = envelope(lmi.invoke(b"hello", content_type="text/plain"))
     assert data["code"] == "415" and "application/json" in data["error"]
+
+
+# ---- the other backends' signature (the Neuron image's rolling batch), through DJL's own parser ----
+
+
+@pytest.fixture(scope="module")
+def djl_parser(tiny_model):
+    djl_harness.put_on_path()
+    from djl_python.input_parser import parse_input_with_formatter
+    from djl_python.properties_manager.hf_properties import HuggingFaceProperties
+    from transformers import AutoTokenizer
+
+    from genai_runtime.inference.lmi_formatter import format_input
+
+    configs = HuggingFaceProperties(model_id=str(tiny_model), rolling_batch="disable")
+    configs.input_formatter = format_input  # what DJL sets from model.py's @input_formatter
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+
+    def parse(*bodies: bytes):
+        from djl_python import Input
+
+        batch = Input()
+        batch.properties["batch_size"] = str(len(bodies))
+        for index, body in enumerate(bodies):
+            batch.properties[f"batch_{index:03d}_Content-Type"] = "application/json"
+            batch.content.add(key=f"batch_{index:03d}_data", value=body)
+        return parse_input_with_formatter(batch, configs=configs, tokenizer=tokenizer, adapter_registry={})
+
+    return parse
+
+
+def test_other_backends_get_a_text_input_and_per_request_errors_name_the_field(djl_parser):
+    parsed = djl_parser(_body({"inputs": "Hi", "parameters": {"max_new_tokens": 5, "stop": ["\n"], "seed": 3}}),
+                        b'{"inputs": "\\ud800"}', _body({"inputs": "Hi", "parameters": {"top_q": 1}}))
+    (request,) = parsed.requests
+    assert request.request_input.input_text == "Hi"
+    assert request.request_input.parameters == {"max_new_tokens": 5, "do_sample": False, "stop_sequences": ["\n"],
+                                                "seed": 3}
+    assert "Input Parsing failed" in parsed.errors[1] and "inputs: contains a lone surrogate" in parsed.errors[1]
+    assert "parameters.top_q: unknown field" in parsed.errors[2]
+
+
+def test_other_backends_output_formatter_builds_the_book_shape_from_djl_tokens():
+    djl_harness.put_on_path()
+    from djl_python.request_io import TextGenerationOutput, TextInput, Token
+
+    from genai_runtime.inference.lmi_formatter import format_output
+
+    for stream in (False, True):
+        request = TextInput()
+        request.parameters = {"stream": stream}
+        output = TextGenerationOutput(request_id=0, input=request)
+        pieces = []
+        for index, text in enumerate(["Hel", "lo", "!"]):
+            output.set_next_token(Token(index, text), is_last_token=index == 2)
+            pieces.append(format_output(output))
+        if stream:
+            lines = [json.loads(line) for piece in pieces for line in piece.splitlines()]
+            assert lines == [{"token": {"text": "Hel"}}, {"token": {"text": "lo"}}, {"token": {"text": "!"}},
+                             {"generated_text": "Hello!"}]
+        else:
+            assert pieces[:2] == ["", ""] and json.loads(pieces[2]) == [{"generated_text": "Hello!"}]

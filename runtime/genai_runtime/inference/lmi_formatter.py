@@ -199,17 +199,61 @@ def to_lmi_payload(request: InferenceRequest, adapter: str | None = None) -> dic
 
 
 @input_formatter
-def format_input(decoded_payload: Any, tokenizer: Any = None, **kwargs: Any) -> dict[str, Any]:
-    """vLLM/TensorRT-LLM formatter signature: the decoded body in, LMI's schema out.
+def format_input(decoded_payload: Any, tokenizer: Any = None, **kwargs: Any) -> Any:
+    """Both of DJL's formatter signatures (``input_formatter_schema.md``).
 
-    ``handle`` has refused every bad request already; a direct call still validates, so a bad body
-    raises ``RequestError`` rather than reaching the engine.
+    vLLM async (GPU): the decoded body in, LMI's schema out; ``handle`` has refused every bad request
+    already, and a direct call still validates. Other backends (the Neuron image's transformers-neuronx
+    rolling batch): a ``djl_python.Input`` in, a ``TextInput`` out; a bad request raises, which DJL
+    answers per request as "Input Parsing failed. ... <our message naming the field>"
+    (``input_parser.parse_input_with_formatter``).
     """
+    if hasattr(decoded_payload, "get_as_bytes"):
+        return _text_input(decoded_payload, tokenizer, kwargs.get("configs"))
     if not isinstance(decoded_payload, dict):
         raise RequestError(400, "the body must be a JSON object like {\"inputs\": \"...\"}; got a "
                                 f"{type(decoded_payload).__name__}")
     request = parse_request(decoded_payload)
     return to_lmi_payload(request, kwargs.get("adapter_name"))
+
+
+def _text_input(item: Any, tokenizer: Any, configs: Any) -> Any:
+    from djl_python.request_io import TextInput
+
+    media_type = (item.get_property("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        raise RequestError(415, f"content-type {media_type!r}: send application/json")
+    request = parse_request(decode_body(item.get_as_bytes() or b""))
+    rolling = str(getattr(getattr(configs, "rolling_batch", None), "value", "disable")) != "disable"
+    if rolling and len(request.texts) > 1:
+        raise RequestError(400, "inputs: send one text per request here; the engine batches concurrent requests")
+    if request.adapter is not None:
+        raise RequestError(400, "adapter: this endpoint serves no LoRA adapters (Neuron); merge the adapter first")
+    context = getattr(configs, "n_positions", None)
+    if context and tokenizer is not None:
+        budget = int(context) - request.parameters.max_new_tokens
+        for index, text in enumerate(request.texts):
+            length = len(tokenizer(text)["input_ids"])
+            if length > budget:
+                where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
+                raise RequestError(413, f"{where}: {length} tokens plus max_new_tokens="
+                                        f"{request.parameters.max_new_tokens} exceed n_positions={context}")
+    p = request.parameters
+    parameters: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "do_sample": p.do_sample}
+    if p.do_sample:
+        parameters.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k)
+    if p.repetition_penalty != 1.0:
+        parameters["repetition_penalty"] = p.repetition_penalty
+    if p.stop:
+        parameters["stop_sequences"] = list(p.stop)
+    if p.seed is not None:
+        parameters["seed"] = p.seed
+    if rolling:
+        parameters["stream"] = request.stream
+    text_input = TextInput()
+    text_input.input_text = request.inputs if isinstance(request.inputs, str) else list(request.inputs)
+    text_input.parameters = parameters
+    return text_input
 
 
 # ---- output formatter -----------------------------------------------------------------------
@@ -223,6 +267,8 @@ def format_output(response: Any) -> Any:
     """vLLM's ``CompletionResponse`` -> ``[{"generated_text"}]``; a streamed chunk -> JSON lines."""
     if isinstance(response, str):
         return _format_chunk(response)
+    if hasattr(response, "sequences"):  # other backends: a TextGenerationOutput, called once per step
+        return _format_generation(response)
     data = _as_dict(response)
     if "choices" in data:
         choices = sorted(data["choices"], key=lambda choice: choice.get("index", 0))
@@ -260,6 +306,24 @@ def _format_chunk(chunk: str) -> str:
         if generated is not None:
             lines.append(json.dumps({"generated_text": generated}, ensure_ascii=False))
     return "\n".join(lines)
+
+
+def _format_generation(output: Any) -> str:
+    """Per step: a token line when streaming; ``[{"generated_text"}]`` once, at the last token, otherwise."""
+    sequence = output.sequences[output.best_sequence_index]
+    parameters = getattr(output.input, "parameters", None) or {}
+    stream = bool(parameters.get("stream"))
+    lines = []
+    while sequence.has_next_token():
+        step = sequence.get_next_token()  # (token, index, first, last) in DJL 0.36; (token, first, last) before
+        token, last = step[0], step[-1]
+        if stream and token is not None and token.text and not token.special_token:
+            lines.append(json.dumps({"token": {"text": token.text}}, ensure_ascii=False))
+        if last:
+            text = "".join(t.text for t in sequence.tokens if t.text and not t.special_token)
+            final = {"generated_text": text} if stream else [{"generated_text": text}]
+            lines.append(json.dumps(final, ensure_ascii=False))
+    return "\n".join(lines) + ("\n" if lines and stream else "")
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
