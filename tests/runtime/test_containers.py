@@ -85,3 +85,12 @@ def test_lambda_handlers_import_without_torch_or_local_models():
     assert result.stdout.strip() == "[]"
     text = (ROOT / "containers" / "lambda" / "Dockerfile").read_text()
     assert "public.ecr.aws/lambda/python" in text
+
+
+def test_inference_image_builds_on_the_pinned_lmi_tag_and_installs_no_pins_over_it():
+    from genai_cdk.lmi_image import PINNED_TAGS
+
+    text = (ROOT / "containers" / "inference" / "Dockerfile").read_text()
+    assert f"djl-inference:{PINNED_TAGS['lmi']}" in text
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert installs and all("--no-deps" in line and " -c " not in line for line in installs)

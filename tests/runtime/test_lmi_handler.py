@@ -26,6 +26,9 @@ class DjlInput:
     def get_as_json(self):
         return json.loads(self._body)
 
+    def get_as_bytes(self):
+        return self._body
+
 
 @pytest.fixture
 def handler(tiny_model, tiny_adapters, monkeypatch):
@@ -55,12 +58,17 @@ def test_answers_a_request(handler):
         (json.dumps({"inputs": "Hi", "parameters": {"seed": -1}}).encode(), 400, "parameters.seed"),
         (json.dumps({"inputs": "Hi", "stream": True}).encode(), 400, "InvokeEndpointWithResponseStream"),
         (json.dumps({"inputs": "word " * 400}).encode(), 413, "context of 256 tokens"),
+        (b'{"inputs": "\\ud800"}', 400, "lone surrogate"),
+        (b"[" * 10000 + b"]" * 10000, 400, "nested deeper"),
+        (b'{"inputs": "Hi", "parameters": {"max_new_tokens": 99999999}}', 400, "parameters.max_new_tokens"),
     ],
 )
 def test_bad_requests(handler, body, code, message):
     output = handler(body)
     assert output.code == code
     assert message in output.message and output.content["error"] == output.message
+    assert output.content["code"] == code and output.content["message"] == output.message
+    assert output.properties["content-type"] == "application/json"
 
 
 def test_serving_properties_match_the_endpoint_environment():

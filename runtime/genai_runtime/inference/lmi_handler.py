@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .schema import RequestError, parse_request
+from .schema import RequestError, decode_body, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,16 @@ except ImportError:  # pragma: no cover - exercised where djl_python is absent
 
     class Output:  # the subset of djl_python.Output this handler uses
         def __init__(self) -> None:
-            self.code, self.message, self.content = 200, "OK", None
+            self.code, self.message, self.content, self.properties = 200, "OK", None, {}
+
+        def add_property(self, key: str, value: str) -> Output:
+            self.properties[key] = value
+            return self
+
+        def error(self, error: str, code: int = 424, message: str = "invoke handler failure") -> Output:
+            self.code, self.message = code, message
+            self.add_property("content-type", "application/json")
+            return self.add_as_json({"code": code, "message": message, "error": error})
 
         def set_code(self, code: int) -> Output:
             self.code = code
@@ -51,7 +60,8 @@ def _load(properties: dict[str, str]):
 
 
 def _error(status: int, message: str) -> Output:
-    return Output().set_code(status).set_message(message).add_as_json({"error": message, "code": status})
+    # djl_python's own error shape: {"code", "message", "error"} with content-type set (Output.error).
+    return Output().error(message, code=status, message=message)
 
 
 def handle(inputs) -> Output | None:
@@ -62,14 +72,10 @@ def handle(inputs) -> Output | None:
     if inputs.is_empty():  # DJL's warm-up call after loading
         return None
     try:
-        payload = inputs.get_as_json()
-    except Exception:
-        return _error(400, "body is not valid JSON")
-    try:
-        request = parse_request(payload)
+        request = parse_request(decode_body(inputs.get_as_bytes() or b""))
         if request.stream:
             raise RequestError(400, "stream: use InvokeEndpointWithResponseStream against LMI's rolling batch")
-        return Output().add_as_json(_engine.generate(request))
+        return Output().add_property("content-type", "application/json").add_as_json(_engine.generate(request))
     except RequestError as error:
         return _error(error.status, error.message)
     except Exception:
