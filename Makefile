@@ -55,7 +55,7 @@ test: setup setup-gptq
 
 ## bench: run every benchmark; results land in bench/results/*.json
 bench: setup
-	for b in synth_speed server_overhead quantization train_overhead rag; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
+	for b in synth_speed server_overhead serve_throughput quantization train_overhead rag; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
 
 lint: setup
 	$(PY) -m ruff check .

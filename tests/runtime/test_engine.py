@@ -93,3 +93,87 @@ def test_bad_requests_name_the_field(engine, payload, status, message):
 def test_streaming_needs_a_single_input(engine):
     with pytest.raises(RequestError, match="streaming takes exactly one input"):
         engine.stream(parse_request({"inputs": ["a", "b"]}))
+
+
+# ---- cancellation and the end of a drain ------------------------------------------------------
+
+
+@pytest.fixture
+def held_engine(tiny_model, monkeypatch):
+    """A fresh engine (one input per batch) whose first ``generate`` waits for ``engine.release``."""
+    import threading
+
+    from genai_runtime.inference.engine import InferenceEngine
+
+    engine = InferenceEngine(tiny_model, max_batch_size=1)
+    engine.thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", engine.thread_errors.append)
+    engine.in_generate, engine.release = threading.Event(), threading.Event()
+    generate = engine._generate
+
+    def held(*args):
+        if not engine.in_generate.is_set():
+            engine.in_generate.set()
+            assert engine.release.wait(30)
+        return generate(*args)
+
+    monkeypatch.setattr(engine, "_generate", held)
+    yield engine
+    engine.release.set()
+    engine.close()
+
+
+def _request(max_new_tokens=4):
+    return parse_request({"inputs": PROMPTS[0], "parameters": {"max_new_tokens": max_new_tokens}})
+
+
+def test_a_request_cancelled_while_queued_is_skipped_and_the_worker_lives_on(held_engine):
+    running = held_engine.submit(_request())
+    assert held_engine.in_generate.wait(30)
+    queued = held_engine.submit(_request())
+    assert queued.cancel()  # what asyncio.wrap_future does when uvicorn cancels the request's task
+    held_engine.release.set()
+    assert running.result(30)[0]["generated_text"]
+    assert held_engine.submit(_request()).result(30)[0]["generated_text"]  # the worker still serves
+    assert held_engine.thread_errors == [] and held_engine.ready
+
+
+def test_abort_answers_queued_and_running_requests_with_503_once(held_engine):
+    running = held_engine.submit(_request())
+    assert held_engine.in_generate.wait(30)
+    queued = [held_engine.submit(_request(n)) for n in (3, 4)]
+    pieces = held_engine.stream(_request())
+    assert held_engine.abort("the server is shutting down; retry") == 4
+    for future in [running, *queued]:
+        with pytest.raises(RequestError, match="shutting down") as caught:
+            future.result(30)
+        assert caught.value.status == 503
+    with pytest.raises(RequestError, match="shutting down"):
+        list(pieces)
+    with pytest.raises(RequestError, match="shutting down") as caught:
+        held_engine.submit(_request())
+    assert caught.value.status == 503
+    held_engine.release.set()  # the running generate ends; the worker must not set its future again
+    held_engine.close(30)
+    assert held_engine.thread_errors == [] and not held_engine._worker.is_alive()
+
+
+def test_abort_stops_a_running_generate_at_its_next_token(tiny_model, monkeypatch):
+    from genai_runtime.inference.engine import InferenceEngine
+
+    engine = InferenceEngine(tiny_model)
+    lengths = []
+    generate = engine.model.generate
+
+    def generate_after_abort(**kwargs):  # the drain grace ends just as generate starts
+        engine.abort()
+        output = generate(**kwargs)
+        lengths.append(output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    monkeypatch.setattr(engine.model, "generate", generate_after_abort)
+    future = engine.submit(_request(200))
+    with pytest.raises(RequestError, match="shutting down"):
+        future.result(30)
+    engine.close(30)
+    assert lengths == [1]

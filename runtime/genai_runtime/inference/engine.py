@@ -4,6 +4,11 @@ One worker thread owns the model, so concurrent callers never interleave inside 
 Non-streaming requests that queue up while a batch runs, and share adapter and parameters, are
 batched into one left-padded ``generate`` call (greedy outputs equal the unbatched ones). A lone
 request never waits for company unless ``batch_window_ms`` asks for it.
+
+``close(timeout)`` finishes queued work for up to ``timeout`` seconds; ``abort()`` (the end of a
+server's drain grace) answers every request still queued or running with a 503 and stops the
+running ``generate`` at its next token. Each future is settled once, under a lock, whichever of the
+worker, ``abort()`` and a cancelling caller gets there first; the worker survives all of them.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ log = logging.getLogger(__name__)
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: unsettled jobs live in a set
 class _Job:
     texts: list[str]
     parameters: GenerationParameters
@@ -90,6 +95,9 @@ class InferenceEngine:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._backlog: collections.deque[_Job] = collections.deque()
         self._closed = False
+        self._settling = threading.Lock()  # the worker, abort() and callers race to settle a job's future
+        self._unsettled: set[_Job] = set()
+        self._aborted = threading.Event()  # read by generate's stopping criterion at every token
         self._worker = threading.Thread(target=self._loop, name="genai-inference", daemon=True)
         self.batches_run = 0
         self.generate_seconds = 0.0  # time spent inside model.generate, for overhead accounting
@@ -106,8 +114,9 @@ class InferenceEngine:
         return self.submit(request).result()
 
     def submit(self, request: InferenceRequest) -> Future:
+        """Validate and tokenize ``request`` (in the caller's thread), queue it; its future's result."""
         job = self._job(request)
-        self._queue.put(job)
+        self._enqueue(job)
         return job.future
 
     def stream(self, request: InferenceRequest) -> Iterator[str]:
@@ -119,15 +128,57 @@ class InferenceEngine:
         job = self._job(request)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         job.streamer = streamer
-        self._queue.put(job)
+        self._enqueue(job)
         return self._stream_pieces(job, streamer)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Finish queued work, then stop the worker."""
-        if not self._closed:
+        """Take no new work; finish queued work for up to ``timeout`` s, then ``abort()`` the rest."""
+        self._stop_taking_work()
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            self.abort()
+            self._worker.join(5.0)  # generate stops at its next token; queued jobs are skipped
+
+    def abort(self, message: str = "the server is shutting down; retry the request") -> int:
+        """Answer every request still queued or running with ``RequestError(503, message)``; how many."""
+        self._stop_taking_work()
+        self._aborted.set()
+        error = RequestError(503, message)
+        with self._settling:
+            jobs, self._unsettled = self._unsettled, set()
+            answered = 0
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+                    answered += 1
+                if job.streamer is not None:  # wake the reader; it re-raises the 503 from the future
+                    job.streamer.on_finalized_text("", stream_end=True)
+        return answered
+
+    def _stop_taking_work(self) -> None:
+        with self._settling:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(None)
-            self._worker.join(timeout)
+        self._queue.put(None)  # after every job _enqueue let in: it checks _closed under the same lock
+
+    def _enqueue(self, job: _Job) -> None:
+        with self._settling:
+            if self._closed:  # again: close() may have run while this request was tokenized
+                raise RequestError(503, "the server is shutting down; retry the request")
+            self._unsettled.add(job)
+            self._queue.put(job)
+
+    def _settle(self, job: _Job, result: list[dict[str, str]] | None = None,
+                error: BaseException | None = None) -> None:
+        with self._settling:
+            self._unsettled.discard(job)
+            if job.future.done():  # abort() answered it, or its caller cancelled it
+                return
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
 
     # ---- validation ---------------------------------------------------------------------------
 
@@ -168,9 +219,16 @@ class InferenceEngine:
             if job is None:
                 return
             batch = [job]
-            if job.streamer is None:
-                batch += self._gather(job)
-            self._run(batch)
+            try:
+                if job.streamer is None:
+                    batch += self._gather(job)
+                self._run(batch)
+            except Exception as error:  # the worker outlives any one batch; its callers get the error
+                log.exception("inference worker: a batch failed")
+                for failed in batch:
+                    self._settle(failed, error=error)
+                    if failed.streamer is not None:  # wake its reader, which re-raises the error
+                        failed.streamer.on_finalized_text("", stream_end=True)
 
     def _gather(self, first: _Job) -> list[_Job]:
         """Jobs that can join ``first``'s batch, waiting at most the batch window."""
@@ -200,24 +258,32 @@ class InferenceEngine:
         return joined
 
     def _run(self, batch: list[_Job]) -> None:
-        first = batch[0]
-        texts = [text for job in batch for text in job.texts]
+        with self._settling:
+            # Skip what abort() answered or a caller cancelled while it queued; the rest can no longer be cancelled.
+            live = [job for job in batch if not job.future.done() and job.future.set_running_or_notify_cancel()]
+        for job in batch:
+            if job not in live:
+                self._settle(job)
+        if not live or self._aborted.is_set():
+            return
+        first = live[0]
+        texts = [text for job in live for text in job.texts]
         started = time.perf_counter()
         try:
             outputs = self._generate(texts, first.parameters, first.adapter, first.streamer)
         except Exception as error:  # surfaced to every caller of the batch
             log.exception("generation failed")
-            for job in batch:
-                job.future.set_exception(error)
+            for job in live:
+                self._settle(job, error=error)
             if first.streamer is not None:
                 first.streamer.on_finalized_text("", stream_end=True)
             return
         self.batches_run += 1
         self.generate_seconds += time.perf_counter() - started
         start = 0
-        for job in batch:
+        for job in live:
             end = start + len(job.texts)
-            job.future.set_result([{"generated_text": text} for text in outputs[start:end]])
+            self._settle(job, result=[{"generated_text": text} for text in outputs[start:end]])
             start = end
 
     def _generate(self, texts: list[str], parameters: GenerationParameters, adapter: str | None,
@@ -239,6 +305,7 @@ class InferenceEngine:
             kwargs.update(stop_strings=parameters.stop, tokenizer=self.tokenizer)
         if streamer is not None:
             kwargs["streamer"] = streamer
+        kwargs["stopping_criteria"] = _stop_on(self._aborted)
         with torch.inference_mode(), self._adapter(adapter):
             if parameters.seed is not None:
                 torch.manual_seed(parameters.seed)
@@ -269,6 +336,18 @@ class InferenceEngine:
                 break
             yield piece
         job.future.result()  # re-raise a generation error after the stream ends
+
+
+def _stop_on(event: threading.Event):
+    """A stopping criterion that ends ``generate`` at the next token once ``event`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnEvent()])
 
 
 def truncate_at_stop(text: str, stop: list[str]) -> str:
