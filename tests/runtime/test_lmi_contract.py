@@ -225,6 +225,12 @@ def test_hostile_bodies_get_a_4xx_naming_the_problem(lmi, body, code, field):
     assert len(lmi.completions.requests) == before  # refused before vLLM saw it
 
 
+def test_error_text_is_one_ascii_line_for_the_http_reason_phrase(lmi):
+    data = envelope(lmi.invoke(_body({"inputs": "Hi", "parameters": {"bad\r\nX-Injected: 1\u00e9": 1}})))
+    assert data["code"] == "400" and "parameters.bad" in data["error"]
+    assert all(" " <= ch <= "~" for ch in data["error"])
+
+
 def test_non_json_content_type_is_a_415(lmi):
     data = envelope(lmi.invoke(b"hello", content_type="text/plain"))
     assert data["code"] == "415" and "application/json" in data["error"]

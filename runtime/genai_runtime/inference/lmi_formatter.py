@@ -166,6 +166,10 @@ async def handle(inputs) -> Any:
 
 
 def _error_output(status: int, message: str):
+    # DJL's frontend makes `error` the HTTP reason phrase, where Netty refuses CR/LF (and an exception there
+    # becomes a 500): one printable ASCII line, whatever a client put into a field name.
+    message = message.encode("ascii", "backslashreplace").decode("ascii")
+    message = "".join(ch if " " <= ch <= "~" else " " for ch in message)
     body = error_body(status, message)
     if create_non_stream_output is None:  # pragma: no cover - outside LMI
         return body
