@@ -180,20 +180,26 @@ def _error_output(status: int, message: str):
 # ---- input formatter ------------------------------------------------------------------------
 
 
-def to_lmi_payload(request: InferenceRequest, adapter: str | None = None) -> dict[str, Any]:
-    """LMI's own request schema for ``convert_lmi_schema_to_completion_request`` (vLLM async mode)."""
+def _generation_parameters(request: InferenceRequest, *, stop_key: str) -> dict[str, Any]:
+    """Our parameters under LMI's names; ``stop_key`` is ``stop`` for vLLM, ``stop_sequences`` for tnx."""
     p = request.parameters
     parameters: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "do_sample": p.do_sample}
-    if p.do_sample:  # with do_sample false LMI sets temperature 0: greedy, as genai serve decodes
+    if p.do_sample:  # with do_sample false LMI decodes greedily (vLLM: temperature 0), as genai serve does
         parameters.update(temperature=p.temperature, top_p=p.top_p)
-        if p.top_k > 0:  # 0 means "no top-k" in transformers; vLLM's default already is
+        if p.top_k > 0:  # 0 means "no top-k" in transformers; both engines' default already is
             parameters["top_k"] = p.top_k
     if p.repetition_penalty != 1.0:
         parameters["repetition_penalty"] = p.repetition_penalty
     if p.stop:
-        parameters["stop"] = list(p.stop)
+        parameters[stop_key] = list(p.stop)
     if p.seed is not None:
         parameters["seed"] = p.seed
+    return parameters
+
+
+def to_lmi_payload(request: InferenceRequest, adapter: str | None = None) -> dict[str, Any]:
+    """LMI's own request schema for ``convert_lmi_schema_to_completion_request`` (vLLM async mode)."""
+    parameters = _generation_parameters(request, stop_key="stop")
     payload: dict[str, Any] = {"inputs": request.inputs if isinstance(request.inputs, str) else list(request.inputs),
                                "parameters": parameters, "stream": request.stream}
     adapter = adapter or request.adapter
@@ -242,16 +248,7 @@ def _text_input(item: Any, tokenizer: Any, configs: Any) -> Any:
                 where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
                 raise RequestError(413, f"{where}: {length} tokens plus max_new_tokens="
                                         f"{request.parameters.max_new_tokens} exceed n_positions={context}")
-    p = request.parameters
-    parameters: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "do_sample": p.do_sample}
-    if p.do_sample:
-        parameters.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k)
-    if p.repetition_penalty != 1.0:
-        parameters["repetition_penalty"] = p.repetition_penalty
-    if p.stop:
-        parameters["stop_sequences"] = list(p.stop)
-    if p.seed is not None:
-        parameters["seed"] = p.seed
+    parameters = _generation_parameters(request, stop_key="stop_sequences")
     if rolling:
         parameters["stream"] = request.stream
     text_input = TextInput()
