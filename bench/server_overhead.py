@@ -46,19 +46,16 @@ class DirectModel:
 
 class Server:
     def __init__(self, model_dir: Path) -> None:
-        import uvicorn
-
         from genai_runtime.inference.engine import InferenceEngine
-        from genai_runtime.inference.server import create_app
+        from genai_runtime.inference.server import build_server
 
         self.engine = InferenceEngine(model_dir)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/invocations"
-        # Let uvicorn bind host:port itself, exactly as `genai serve` does.
-        config = uvicorn.Config(create_app(self.engine), host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
+        # The server `genai serve` runs (its limits, timeouts and drain), binding host:port itself.
+        self.server = build_server(self.engine, "127.0.0.1", port, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started:

@@ -60,6 +60,7 @@ def test_answers_a_request(handler):
         (json.dumps({"inputs": "word " * 400}).encode(), 413, "context of 256 tokens"),
         (b'{"inputs": "\\ud800"}', 400, "lone surrogate"),
         (b"[" * 10000 + b"]" * 10000, 400, "nested deeper"),
+        (b'{"inputs": "Hi", "parameters": {"seed": ' + b"9" * 5000 + b"}}", 400, "4300 digits"),
         (b'{"inputs": "Hi", "parameters": {"max_new_tokens": 99999999}}', 400, "parameters.max_new_tokens"),
     ],
 )

@@ -100,11 +100,12 @@ def decode_body(body: bytes | bytearray | str) -> Any:
         raise RequestError(400, f"body is not valid UTF-8 (byte {error.start}); send UTF-8 JSON") from None
     _check_depth(body)
     try:
-        payload = json.loads(text or "null", parse_constant=_refuse_constant)
-    except RequestError:
-        raise
+        # NaN/Infinity decode to floats here so that _find_bad_value can name the field holding them.
+        payload = json.loads(text or "null")
     except (json.JSONDecodeError, RecursionError) as error:
         raise RequestError(400, f"body is not valid JSON: {error}") from None
+    except ValueError as error:  # an integer literal past Python's 4300-digit conversion limit
+        raise RequestError(400, f"body: {error}; send numbers of ordinary size") from None
     problem = _find_bad_value(payload, "")
     if problem is not None:
         raise RequestError(400, problem)
@@ -123,10 +124,6 @@ def _check_depth(body: bytes) -> None:
             depth -= 1
 
 
-def _refuse_constant(name: str) -> float:
-    raise RequestError(400, f"body: {name} is not valid JSON; send a finite number")
-
-
 def _find_bad_value(value: Any, path: str) -> str | None:
     """The first string holding a lone surrogate or number that overflowed to infinity (``1e999``)."""
     if isinstance(value, str):
@@ -134,7 +131,7 @@ def _find_bad_value(value: Any, path: str) -> str | None:
             return f"{path or 'body'}: contains a lone surrogate (e.g. \\ud800); send valid Unicode text"
     elif isinstance(value, float):
         if not math.isfinite(value):
-            return f"{path or 'body'}: {value} is out of range; send a finite number"
+            return f"{path or 'body'}: {value} is not a finite number (NaN, Infinity or out of range); send one"
     elif isinstance(value, dict):
         for key, item in value.items():
             if _LONE_SURROGATE.search(key):

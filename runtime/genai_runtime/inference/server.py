@@ -125,13 +125,7 @@ async def _read_body(request: Request) -> bytes:
 
 def _accept(engine: InferenceEngine, body: bytes, accept: str) -> Future | Iterator[str]:
     """Decode, validate and queue one request: a future of its result, or its stream of pieces."""
-    try:
-        payload = decode_body(body)
-    except RequestError:
-        raise
-    except ValueError as error:  # e.g. an integer literal longer than Python's 4300-digit conversion limit
-        raise RequestError(400, f"body is not valid JSON: {error}") from None
-    parsed = parse_request(payload)
+    parsed = parse_request(decode_body(body))
     if parsed.stream or accept in STREAM_TYPES:
         return engine.stream(parsed)
     return engine.submit(parsed)
