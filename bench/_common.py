@@ -22,8 +22,7 @@ def small_model(folder: Path) -> Path:
     from genai_runtime.models.tiny import TinyModelSpec, write_tiny_model
 
     if not (folder / "config.json").exists():
-        write_tiny_model(folder, TinyModelSpec(hidden_size=256, layers=4, heads=8, vocab_size=2000,
-                                               context_length=512))
+        write_tiny_model(folder, TinyModelSpec(hidden_size=256, layers=4, heads=8, vocab_size=2000, context_length=512))
     return folder
 
 
@@ -33,15 +32,23 @@ def summary(latencies_s: list[float]) -> dict:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
-    return {"requests": len(ordered), "p50_ms": round(pct(50) * 1000, 2), "p95_ms": round(pct(95) * 1000, 2),
-            "mean_ms": round(statistics.mean(ordered) * 1000, 2)}
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(pct(50) * 1000, 2),
+        "p95_ms": round(pct(95) * 1000, 2),
+        "mean_ms": round(statistics.mean(ordered) * 1000, 2),
+    }
 
 
 def machine() -> dict:
     import torch
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def write(name: str, result: dict) -> Path:

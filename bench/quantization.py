@@ -1,6 +1,6 @@
 """int8 (torchao, CPU) vs fp32: weight size and generation latency of the same model, same run.
 
-    .venv/bin/python -m bench.quantization [--requests 20] [--max-new-tokens 32]
+.venv/bin/python -m bench.quantization [--requests 20] [--max-new-tokens 32]
 """
 
 from __future__ import annotations
@@ -48,10 +48,8 @@ def main() -> None:
         "benchmark": "int8 weight-only (torchao) vs fp32, same model, same prompts, same run",
         "machine": machine(),
         "max_new_tokens": args.max_new_tokens,
-        "fp32": {"weight_bytes": report.bytes_before, "perplexity": round(report.perplexity_before, 3),
-                 **fp32_latency},
-        "int8": {"weight_bytes": report.bytes_after, "perplexity": round(report.perplexity_after, 3),
-                 **int8_latency},
+        "fp32": {"weight_bytes": report.bytes_before, "perplexity": round(report.perplexity_before, 3), **fp32_latency},
+        "int8": {"weight_bytes": report.bytes_after, "perplexity": round(report.perplexity_after, 3), **int8_latency},
         "size_ratio": round(report.size_ratio, 3),
         "latency_ratio_p50": round(int8_latency["p50_ms"] / fp32_latency["p50_ms"], 3),
         "max_logit_difference": round(report.max_logit_difference, 5),

@@ -45,10 +45,16 @@ class Baseline:
         """(generated tokens, generated text)."""
         with self.torch.inference_mode():
             encoded = self.tokenizer([prompt], return_tensors="pt")
-            output = self.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                         temperature=None, top_p=None, top_k=None,
-                                         pad_token_id=self.tokenizer.pad_token_id)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return new_tokens.shape[1], self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)[0]
 
 
@@ -125,8 +131,9 @@ def main() -> None:
             run_served(server.url, PROMPTS * 4, args.max_new_tokens, max(CONCURRENCY))
             tokens = sum(reference[prompt][0] for prompt in prompts)
             baseline_tps: list[float] = []
-            served: dict[int, dict[str, list]] = {c: {"tps": [], "ratios": [], "latencies": [], "calls": []}
-                                                  for c in CONCURRENCY}
+            served: dict[int, dict[str, list]] = {
+                c: {"tps": [], "ratios": [], "latencies": [], "calls": []} for c in CONCURRENCY
+            }
             matches = total = 0
 
             def measure_baseline() -> float:
@@ -153,16 +160,18 @@ def main() -> None:
 
     result = {
         "benchmark": "generated tokens/s: genai serve (uvicorn on localhost, httpx clients) at 1/4/16 concurrent "
-                     "clients vs model.generate in a loop, one prompt at a time; same model, prompts, "
-                     "max_new_tokens, greedy; one run",
+        "clients vs model.generate in a loop, one prompt at a time; same model, prompts, "
+        "max_new_tokens, greedy; one run",
         "model": "bench._common.small_model: 4-layer, 256-wide Llama, fp32 on CPU",
         "max_new_tokens": args.max_new_tokens,
         "requests_per_measurement": len(prompts),
         "generated_tokens_per_measurement": tokens,
         "rounds": args.repeat,
         "machine": machine(),
-        "baseline_generate_loop": {"tokens_per_s": [round(v, 1) for v in baseline_tps],
-                                   "median_tokens_per_s": round(statistics.median(baseline_tps), 1)},
+        "baseline_generate_loop": {
+            "tokens_per_s": [round(v, 1) for v in baseline_tps],
+            "median_tokens_per_s": round(statistics.median(baseline_tps), 1),
+        },
         "serve": {
             str(clients): {
                 "tokens_per_s": [round(v, 1) for v in data["tps"]],

@@ -38,9 +38,10 @@ class DirectModel:
         started = time.perf_counter()
         with self.torch.inference_mode():
             encoded = self.tokenizer([prompt], return_tensors="pt")
-            output = self.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                         pad_token_id=self.tokenizer.pad_token_id)
-            self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+            output = self.model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+            )
+            self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         return time.perf_counter() - started
 
 
@@ -127,9 +128,11 @@ def main() -> None:
         "machine": machine(),
         "baseline_direct_generate": {**base, "requests_per_s": round(len(baseline) / sum(baseline), 2)},
         "server_batch1_one_client": {**ours, "requests_per_s": round(len(served) / sequential_wall, 2)},
-        "server_8_concurrent_clients": {**summary(concurrent),
-                                        "requests_per_s": round(len(concurrent) / concurrent_wall, 2),
-                                        "generate_calls": batches},
+        "server_8_concurrent_clients": {
+            **summary(concurrent),
+            "requests_per_s": round(len(concurrent) / concurrent_wall, 2),
+            "generate_calls": batches,
+        },
         "server_time_outside_generate_ms": summary(around),
         "overhead_vs_generate_time_percent": round(sum(around) / sum(inside) * 100, 2),
         "end_to_end_vs_direct_mean_percent": round((ours["mean_ms"] - base["mean_ms"]) / base["mean_ms"] * 100, 2),

@@ -24,9 +24,15 @@ def dialogues(path: Path, rows: int = 200) -> Path:
     lines = []
     for _ in range(rows):
         a, b = rng.sample(NAMES, 2)
-        lines.append(json.dumps({"dialogue": f"#Person1#: {a} asks {b} about the report. #Person2#: {b} sends it "
-                                             "on Friday after the meeting with the team.",
-                                 "summary": f"{b} will send {a} the report on Friday."}))
+        lines.append(
+            json.dumps(
+                {
+                    "dialogue": f"#Person1#: {a} asks {b} about the report. #Person2#: {b} sends it "
+                    "on Friday after the meeting with the team.",
+                    "summary": f"{b} will send {a} the report on Friday.",
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -46,16 +52,38 @@ def plain_trainer(model_dir: Path, examples: list[dict], steps: int, out: Path) 
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=16,
+            lora_alpha=32,
+            lora_dropout=0.05,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        ),
+    )
     texts = [e["prompt"] + e["completion"] + tokenizer.eos_token for e in examples]
     dataset = Dataset.from_dict({"text": texts}).map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=512), batched=True, remove_columns=["text"])
-    arguments = TrainingArguments(output_dir=str(out), max_steps=steps, per_device_train_batch_size=4,
-                                  learning_rate=2e-4, logging_steps=1000, save_strategy="no", report_to="none",
-                                  use_cpu=True, seed=42, disable_tqdm=True)
-    trainer = Trainer(model=model, args=arguments, train_dataset=dataset,
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=512), batched=True, remove_columns=["text"]
+    )
+    arguments = TrainingArguments(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=2e-4,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=42,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+    )
     return float(trainer.train().metrics["train_steps_per_second"])
 
 
@@ -63,9 +91,18 @@ def ours(model_dir: Path, data: Path, steps: int, out: Path) -> float:
     from genai_runtime.train.config import load_config
     from genai_runtime.train.sft import run_sft
 
-    config = load_config(overrides={"model": str(model_dir), "data.train": str(data), "output_dir": str(out),
-                                    "mode": "lora", "training.max_steps": steps, "training.save_steps": 10_000,
-                                    "training.logging_steps": 1000, "evaluate": False})
+    config = load_config(
+        overrides={
+            "model": str(model_dir),
+            "data.train": str(data),
+            "output_dir": str(out),
+            "mode": "lora",
+            "training.max_steps": steps,
+            "training.save_steps": 10_000,
+            "training.logging_steps": 1000,
+            "evaluate": False,
+        }
+    )
     return run_sft(config, progress=False).steps_per_second
 
 
@@ -80,12 +117,15 @@ def main() -> None:
         tmp = Path(tmp)
         model_dir = small_model(tmp / "model")
         data = dialogues(tmp / "dialogues.jsonl")
-        examples = split(to_instructions(read_rows(data), "samsum", "dialogue", "summary", seed=42), 0.1, 0.1,
-                         seed=42)["train"]
+        examples = split(to_instructions(read_rows(data), "samsum", "dialogue", "summary", seed=42), 0.1, 0.1, seed=42)[
+            "train"
+        ]
         baseline, genai = [], []
         for i in range(args.repeat):  # alternate, and which goes first, so drift hits both alike
-            runs = [lambda i=i: baseline.append(plain_trainer(model_dir, examples, args.steps, tmp / f"plain{i}")),
-                    lambda i=i: genai.append(ours(model_dir, data, args.steps, tmp / f"ours{i}"))]
+            runs = [
+                lambda i=i: baseline.append(plain_trainer(model_dir, examples, args.steps, tmp / f"plain{i}")),
+                lambda i=i: genai.append(ours(model_dir, data, args.steps, tmp / f"ours{i}")),
+            ]
             for run in runs if i % 2 == 0 else reversed(runs):
                 run()
     result = {

@@ -25,25 +25,54 @@ def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
     env = stack_environment(config)
     prefix = f"genai-{config.name}"
     common = dict(env=env, termination_protection=config.termination_protection)
-    network = NetworkStack(app, f"{prefix}-network", config=config,
-                           description=f"genai-cdk {config.name}: VPC and flow logs", **common)
-    inference = InferenceStack(app, f"{prefix}-inference", config=config, vpc=network.vpc,
-                               description=f"genai-cdk {config.name}: LMI endpoints, alarms, dashboard", **common)
+    network = NetworkStack(
+        app, f"{prefix}-network", config=config, description=f"genai-cdk {config.name}: VPC and flow logs", **common
+    )
+    inference = InferenceStack(
+        app,
+        f"{prefix}-inference",
+        config=config,
+        vpc=network.vpc,
+        description=f"genai-cdk {config.name}: LMI endpoints, alarms, dashboard",
+        **common,
+    )
     stacks: list[Stack] = [network, inference]
     if config.training.cluster is not None or config.training.pipeline is not None:
-        stacks.append(TrainingStack(app, f"{prefix}-training", config=config, vpc=network.vpc,
-                                    description=f"genai-cdk {config.name}: training cluster and pipeline", **common))
+        stacks.append(
+            TrainingStack(
+                app,
+                f"{prefix}-training",
+                config=config,
+                vpc=network.vpc,
+                description=f"genai-cdk {config.name}: training cluster and pipeline",
+                **common,
+            )
+        )
     rag = None
     if config.rag is not None:
-        rag = RagStack(app, f"{prefix}-rag", config=config, vpc=network.vpc, llm=inference.endpoint,
-                       description=f"genai-cdk {config.name}: vector store, ingestion, RAG query API", **common)
+        rag = RagStack(
+            app,
+            f"{prefix}-rag",
+            config=config,
+            vpc=network.vpc,
+            llm=inference.endpoint,
+            description=f"genai-cdk {config.name}: vector store, ingestion, RAG query API",
+            **common,
+        )
         stacks.append(rag)
     if config.agents is not None:
         knowledge_base = rag.knowledge_base.attachment if rag is not None and rag.knowledge_base else None
-        stacks.append(AgentsStack(app, f"{prefix}-agents", config=config, vpc=network.vpc,
-                                  knowledge_base=knowledge_base,
-                                  description=f"genai-cdk {config.name}: Bedrock agent, agent API, governance",
-                                  **common))
+        stacks.append(
+            AgentsStack(
+                app,
+                f"{prefix}-agents",
+                config=config,
+                vpc=network.vpc,
+                knowledge_base=knowledge_base,
+                description=f"genai-cdk {config.name}: Bedrock agent, agent API, governance",
+                **common,
+            )
+        )
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
     return stacks

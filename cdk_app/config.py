@@ -19,8 +19,30 @@ from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScal
 
 from .environments import ENVIRONMENTS_DIR, available_environments
 
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
@@ -169,7 +191,8 @@ class AlarmsConfig(_Strict):
             overhead_latency_p99=ms(self.overhead_latency_p99_ms),
             invocation_5xx_errors=self.invocation_5xx_errors,
             invocation_4xx_errors=self.invocation_4xx_errors,
-            model_setup_time=None if self.model_setup_time_minutes is None
+            model_setup_time=None
+            if self.model_setup_time_minutes is None
             else Duration.minutes(self.model_setup_time_minutes),
             evaluation_periods=self.evaluation_periods,
             datapoints_to_alarm=self.datapoints_to_alarm,
@@ -249,8 +272,13 @@ class ClusterConfig(_Strict):
         from genai_cdk.trainium_cluster import TrainiumCluster
 
         controller, workers = self.build()
-        TrainiumCluster.validate_props(workers, controller, self.fsx_storage_gib, self.fsx_throughput_per_tib,
-                                  TrainiumCluster.default_lifecycle_scripts())
+        TrainiumCluster.validate_props(
+            workers,
+            controller,
+            self.fsx_storage_gib,
+            self.fsx_throughput_per_tib,
+            TrainiumCluster.default_lifecycle_scripts(),
+        )
         return self
 
 
@@ -274,8 +302,11 @@ class PipelineConfig(_Strict):
         from genai_cdk import TrainingJobSettings
 
         return TrainingJobSettings(
-            instance_type=self.instance_type, instance_count=self.instance_count, use_spot=self.use_spot,
-            max_runtime=Duration.hours(self.max_runtime_hours), max_wait=Duration.hours(self.max_wait_hours),
+            instance_type=self.instance_type,
+            instance_count=self.instance_count,
+            use_spot=self.use_spot,
+            max_runtime=Duration.hours(self.max_runtime_hours),
+            max_wait=Duration.hours(self.max_wait_hours),
         )
 
     @model_validator(mode="after")
@@ -310,9 +341,12 @@ class VectorStoreConfig(_Strict):
         if self.deployment == "serverless":
             return ServerlessDeployment(standby_replicas=self.standby_replicas)
         return DomainDeployment(
-            data_nodes=self.data_nodes, data_node_instance_type=self.data_node_instance_type,
-            master_nodes=self.master_nodes, master_node_instance_type=self.master_node_instance_type,
-            availability_zones=self.availability_zones, volume_size_gib=self.volume_size_gib,
+            data_nodes=self.data_nodes,
+            data_node_instance_type=self.data_node_instance_type,
+            master_nodes=self.master_nodes,
+            master_node_instance_type=self.master_node_instance_type,
+            availability_zones=self.availability_zones,
+            volume_size_gib=self.volume_size_gib,
         )
 
     @model_validator(mode="after")
@@ -364,8 +398,10 @@ class RagConfig(_Strict):
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
         if self.embeddings.build().dimension != self.vector_store.dimension:
-            raise ValueError(f"embeddings give {self.embeddings.build().dimension}-dimension vectors but "
-                             f"vector_store.dimension is {self.vector_store.dimension}; make them match")
+            raise ValueError(
+                f"embeddings give {self.embeddings.build().dimension}-dimension vectors but "
+                f"vector_store.dimension is {self.vector_store.dimension}; make them match"
+            )
         return self
 
 
@@ -384,7 +420,8 @@ class GuardrailConfig(_Strict):
         from genai_cdk import DeniedTopic, GuardrailPolicy
 
         return GuardrailPolicy(
-            content_filter_strength=self.content_filter_strength, pii_action=self.pii_action,
+            content_filter_strength=self.content_filter_strength,
+            pii_action=self.pii_action,
             denied_topics=tuple(DeniedTopic(t.name, t.definition, tuple(t.examples)) for t in self.denied_topics),
         )
 
@@ -407,8 +444,9 @@ class AgentsConfig(_Strict):
         from genai_cdk.bedrock_agent import BedrockAgent
 
         guardrail = self.guardrail.build() if self.guardrail else None
-        BedrockAgent.validate_props(self.foundation_model, self.instruction, (), guardrail,
-                                    Duration.minutes(self.idle_session_minutes), "live")
+        BedrockAgent.validate_props(
+            self.foundation_model, self.instruction, (), guardrail, Duration.minutes(self.idle_session_minutes), "live"
+        )
         return self
 
 
@@ -436,8 +474,10 @@ class EnvironmentConfig(_Strict):
     def _sections_fit(self) -> EnvironmentConfig:
         if self.agents is not None and self.agents.knowledge_base:
             if self.rag is None or self.rag.vector_store.deployment != "serverless":
-                raise ValueError("agents.knowledge_base needs rag.vector_store.deployment: serverless "
-                                 "(Bedrock knowledge bases write to OpenSearch Serverless)")
+                raise ValueError(
+                    "agents.knowledge_base needs rag.vector_store.deployment: serverless "
+                    "(Bedrock knowledge bases write to OpenSearch Serverless)"
+                )
         return self
 
 

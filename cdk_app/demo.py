@@ -64,12 +64,25 @@ def synth_environment(env_name: str, outdir: Path, builtin_validation: bool = Fa
     }
     started = time.perf_counter()
     process = subprocess.run(
-        [str(CDK_CLI), "synth", "--quiet", "--no-notices", "--no-version-reporting",
-         "-c", f"env={env_name}", "-o", str(outdir)],
-        cwd=ROOT, env=environ, capture_output=True, text=True,
+        [
+            str(CDK_CLI),
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "--no-version-reporting",
+            "-c",
+            f"env={env_name}",
+            "-o",
+            str(outdir),
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
     )
-    return SynthResult(env_name, outdir, process.returncode, process.stdout + process.stderr,
-                       time.perf_counter() - started)
+    return SynthResult(
+        env_name, outdir, process.returncode, process.stdout + process.stderr, time.perf_counter() - started
+    )
 
 
 def synth_all(environments: list[str], out_root: Path) -> list[SynthResult]:
@@ -113,8 +126,10 @@ def report_stack(environment: str, name: str, template: Path) -> StackReport:
 def print_summary(reports: list[StackReport], out_root: Path) -> None:
     print(f"\n{'stack':34} {'resources':>9} {'nag errors':>10} {'nag acked':>9} {'lint E':>6} {'lint W':>6}")
     for r in reports:
-        print(f"{r.name:34} {r.resources:9d} {0:10d} {r.nag_acknowledged:9d} "
-              f"{len(r.lint_errors):6d} {len(r.lint_warnings):6d}")
+        print(
+            f"{r.name:34} {r.resources:9d} {0:10d} {r.nag_acknowledged:9d} "
+            f"{len(r.lint_errors):6d} {len(r.lint_warnings):6d}"
+        )
     for r in reports:
         top = ", ".join(f"{t.removeprefix('AWS::')} {n}" for t, n in r.resource_types.most_common(6))
         print(f"  {r.name}: {top}{', ...' if len(r.resource_types) > 6 else ''}")
@@ -125,8 +140,12 @@ def print_summary(reports: list[StackReport], out_root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdk_app.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", action="append", choices=available_environments(),
-                        help="environment to synthesize (repeatable; default: all)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        choices=available_environments(),
+        help="environment to synthesize (repeatable; default: all)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "cdk.out" / "demo", help="where the templates go")
     args = parser.parse_args(argv)
     environments = args.env or available_environments()
@@ -146,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         reports = list(pool.map(lambda t: report_stack(*t), templates))
     print_summary(reports, args.out)
     lint_errors = sum(len(r.lint_errors) for r in reports)
-    print(f"{len(reports)} stacks in {len(environments)} environments, cdk-nag AwsSolutions: 0 errors, "
-          f"cfn-lint: {lint_errors} errors; {time.perf_counter() - started:.1f}s")
+    print(
+        f"{len(reports)} stacks in {len(environments)} environments, cdk-nag AwsSolutions: 0 errors, "
+        f"cfn-lint: {lint_errors} errors; {time.perf_counter() - started:.1f}s"
+    )
     return 1 if lint_errors else 0
 
 

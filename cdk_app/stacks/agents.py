@@ -20,21 +20,39 @@ from ..config import EnvironmentConfig
 
 
 class AgentsStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
-                 knowledge_base: KnowledgeBaseAttachment | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        knowledge_base: KnowledgeBaseAttachment | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         agents = config.agents
         key = kms.Key.from_key_arn(self, "Key", config.kms.key_arn) if config.kms.key_arn else None
         self.claims = ClaimsActionGroup(self, "Claims", vpc=vpc, encryption_key=key)
         self.agent = BedrockAgent(
-            self, "Agent", foundation_model=agents.foundation_model, instruction=agents.instruction,
+            self,
+            "Agent",
+            foundation_model=agents.foundation_model,
+            instruction=agents.instruction,
             action_groups=[self.claims.action_group],
             guardrail=agents.guardrail.build() if agents.guardrail else None,
             knowledge_bases=[knowledge_base] if knowledge_base else (),
-            idle_session_ttl=Duration.minutes(agents.idle_session_minutes), encryption_key=key,
+            idle_session_ttl=Duration.minutes(agents.idle_session_minutes),
+            encryption_key=key,
         )
-        self.api = AgentApi(self, "Api", agent=self.agent, vpc=vpc,
-                            throttle=Throttle(agents.throttle_rate_limit, agents.throttle_burst_limit), waf=agents.waf)
+        self.api = AgentApi(
+            self,
+            "Api",
+            agent=self.agent,
+            vpc=vpc,
+            throttle=Throttle(agents.throttle_rate_limit, agents.throttle_burst_limit),
+            waf=agents.waf,
+        )
         models = list(dict.fromkeys([agents.foundation_model, *agents.alarm_models]))
         self.governance = BedrockGovernance(self, "Governance", vpc=vpc, model_ids=models, encryption_key=key)
         CfnOutput(self, "AgentId", value=self.agent.agent_id)

@@ -16,8 +16,9 @@ from ..config import EnvironmentConfig, VariantConfig
 
 
 class InferenceStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
-                 **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         inference = config.inference
         self.key: kms.IKey
@@ -26,7 +27,8 @@ class InferenceStack(Stack):
             self.key = kms.Key.from_key_arn(self, "Key", config.kms.key_arn)
         else:
             self.key = kms.Key(
-                self, "Key",
+                self,
+                "Key",
                 alias=f"alias/genai-cdk/{config.name}/inference",
                 description=f"genai-cdk {config.name}: endpoint volumes, data capture and alarm topic",
                 enable_key_rotation=True,
@@ -41,7 +43,10 @@ class InferenceStack(Stack):
 
         def variant(v: VariantConfig) -> Variant:
             return Variant(
-                v.name, weight=v.weight, instance_count=v.instance_count, instance_type=v.instance_type,
+                v.name,
+                weight=v.weight,
+                instance_count=v.instance_count,
+                instance_type=v.instance_type,
                 model=ModelArtifact.from_s3_prefix(bucket, v.model_prefix) if v.model_prefix else None,
             )
 
@@ -56,7 +61,8 @@ class InferenceStack(Stack):
             network_isolation=inference.network_isolation,
         )
         self.endpoint = LmiEndpoint(
-            self, "Llm",
+            self,
+            "Llm",
             model=model,
             instance_count=inference.instance_count,
             variants=[variant(v) for v in inference.variants] if inference.variants else None,
@@ -70,7 +76,8 @@ class InferenceStack(Stack):
         if inference.shadow_test:
             test = inference.shadow_test
             self.shadow_endpoint = LmiEndpoint(
-                self, "LlmShadowTest",
+                self,
+                "LlmShadowTest",
                 model=model,
                 variants=[variant(test.production)],
                 shadow=variant(test.shadow),
@@ -81,7 +88,8 @@ class InferenceStack(Stack):
             CfnOutput(self, "ShadowTestEndpointName", value=self.shadow_endpoint.endpoint_name)
 
         self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard",
+            self,
+            "Dashboard",
             dashboard_name=f"genai-cdk-{config.name}-inference",
             widgets=[endpoint.dashboard_widgets() for endpoint in endpoints],
         )

@@ -68,8 +68,12 @@ class RagStack(Stack):
         if config.agents is not None and config.agents.knowledge_base:
             # Here, not in the agents stack: its role joins this store's data-access policy.
             self.knowledge_base = KnowledgeBase(
-                self, "KnowledgeBase", vector_store=self.vector_store, documents=self.ingestion.bucket,
-                documents_prefix="knowledge-base/", embedding_model_id=embeddings_model_id(rag),
+                self,
+                "KnowledgeBase",
+                vector_store=self.vector_store,
+                documents=self.ingestion.bucket,
+                documents_prefix="knowledge-base/",
+                embedding_model_id=embeddings_model_id(rag),
             )
         CfnOutput(self, "DocumentsBucket", value=self.ingestion.bucket.bucket_name)
         CfnOutput(self, "QueryUrl", value=self.api.url)

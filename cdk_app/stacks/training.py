@@ -14,8 +14,9 @@ from ..config import EnvironmentConfig
 
 
 class TrainingStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
-                 **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.cluster: TrainiumCluster | None = None
         self.pipeline: FineTuningPipeline | None = None
@@ -24,7 +25,8 @@ class TrainingStack(Stack):
         if config.training.pipeline is not None:
             pipeline = config.training.pipeline
             self.pipeline = FineTuningPipeline(
-                self, "Pipeline",
+                self,
+                "Pipeline",
                 training_image=pipeline.training_image,
                 base_model_bucket=s3.Bucket.from_bucket_name(self, "BaseModelBucket", pipeline.base_model.bucket),
                 base_model_prefix=pipeline.base_model.prefix,
@@ -41,7 +43,8 @@ class TrainingStack(Stack):
         cluster_config = config.training.cluster
         controller, workers = cluster_config.build()
         self.cluster = TrainiumCluster(
-            self, "Cluster",
+            self,
+            "Cluster",
             vpc=vpc,
             data_bucket=s3.Bucket.from_bucket_name(self, "DataBucket", cluster_config.data_bucket),
             data_prefix=cluster_config.data_prefix,

@@ -20,9 +20,7 @@ def require_int(prop: str, value: Any, *, minimum: int | None = None, maximum: i
     return value
 
 
-def require_number(
-    prop: str, value: Any, *, minimum: float | None = None, maximum: float | None = None
-) -> float:
+def require_number(prop: str, value: Any, *, minimum: float | None = None, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise invalid(prop, value, "expected a number.")
     if minimum is not None and value < minimum:

@@ -37,12 +37,14 @@ class EndpointAlarms:
             if getattr(self, name) is not None:
                 require_int(f"alarms.{name}", getattr(self, name), minimum=1)
         if int(self.period.to_seconds()) % 60 != 0:
-            raise invalid("alarms.period", self.period.to_human_string(),
-                          "SageMaker metrics are per minute; use whole minutes.")
+            raise invalid(
+                "alarms.period", self.period.to_human_string(), "SageMaker metrics are per minute; use whole minutes."
+            )
         require_int("alarms.evaluation_periods", self.evaluation_periods, minimum=1)
         require_int("alarms.datapoints_to_alarm", self.datapoints_to_alarm, minimum=1)
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise invalid(
-                "alarms.datapoints_to_alarm", self.datapoints_to_alarm,
+                "alarms.datapoints_to_alarm",
+                self.datapoints_to_alarm,
                 f"cannot exceed evaluation_periods ({self.evaluation_periods}).",
             )

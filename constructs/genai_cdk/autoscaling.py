@@ -33,7 +33,8 @@ class StepScaling:
         require_int("step_scaling.scale_in_below", self.scale_in_below, minimum=0)
         if self.scale_in_below >= thresholds[0]:
             raise invalid(
-                "step_scaling.scale_in_below", self.scale_in_below,
+                "step_scaling.scale_in_below",
+                self.scale_in_below,
                 f"must be below the first scale-out threshold ({thresholds[0]}) or the policy flaps.",
             )
 
@@ -54,7 +55,8 @@ class Autoscaling:
         require_int("autoscaling.max_capacity", self.max_capacity, minimum=1)
         if self.min_capacity > self.max_capacity:
             raise invalid(
-                "autoscaling.min_capacity", self.min_capacity,
+                "autoscaling.min_capacity",
+                self.min_capacity,
                 f"must not exceed max_capacity ({self.max_capacity}); raise max_capacity or lower min_capacity.",
             )
         require_int("autoscaling.target_invocations_per_instance", self.target_invocations_per_instance, minimum=1)

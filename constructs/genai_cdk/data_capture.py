@@ -25,7 +25,10 @@ class DataCapture:
     def __post_init__(self) -> None:
         require_int("data_capture.sampling_percentage", self.sampling_percentage, minimum=1, maximum=100)
         if not self.capture_requests and not self.capture_responses:
-            raise invalid("data_capture", "no requests, no responses",
-                          "capture requests, responses or both; pass data_capture=None to turn it off.")
+            raise invalid(
+                "data_capture",
+                "no requests, no responses",
+                "capture requests, responses or both; pass data_capture=None to turn it off.",
+            )
         if not isinstance(self.prefix, str) or not self.prefix.strip("/") or "s3://" in self.prefix:
             raise invalid("data_capture.prefix", self.prefix, "give a key prefix such as 'data-capture'.")

@@ -30,8 +30,18 @@ from .nag import acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
 
-TRAINING_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge",
-                  "ml.g5.48xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge")
+TRAINING_TYPES = (
+    "ml.trn1.2xlarge",
+    "ml.trn1.32xlarge",
+    "ml.trn1n.32xlarge",
+    "ml.g5.2xlarge",
+    "ml.g5.12xlarge",
+    "ml.g5.48xlarge",
+    "ml.p4d.24xlarge",
+    "ml.p5.48xlarge",
+    "ml.m5.2xlarge",
+    "ml.m5.4xlarge",
+)
 METRICS = ("rouge1", "rouge2", "rougeL")
 
 
@@ -61,8 +71,11 @@ class TrainingJobSettings:
         require_int("training.instance_count", self.instance_count, minimum=1, maximum=64)
         require_int("training.volume_size_gb", self.volume_size_gb, minimum=1, maximum=16384)
         if self.use_spot and self.max_wait.to_seconds() < self.max_runtime.to_seconds():
-            raise invalid("training.max_wait", self.max_wait.to_human_string(),
-                          f"managed spot needs max_wait >= max_runtime ({self.max_runtime.to_human_string()}).")
+            raise invalid(
+                "training.max_wait",
+                self.max_wait.to_human_string(),
+                f"managed spot needs max_wait >= max_runtime ({self.max_runtime.to_human_string()}).",
+            )
 
 
 class FineTuningPipeline(Construct):
@@ -109,49 +122,71 @@ class FineTuningPipeline(Construct):
         if not prefix:
             raise invalid("base_model_prefix", base_model_prefix, "name the folder of the base model.")
 
-        self.key = encryption_key or kms.Key(self, "Key", enable_key_rotation=True,
-                                             description="Fine-tuning pipeline: artifacts, logs, topic")
+        self.key = encryption_key or kms.Key(
+            self, "Key", enable_key_rotation=True, description="Fine-tuning pipeline: artifacts, logs, topic"
+        )
         self.topic = alarm_topic or encrypted_alarm_topic(self, "Topic", self.key, "genai-cdk fine-tuning pipeline")
         self.artifacts_bucket = secure_bucket(self, "Artifacts", key=self.key, logs_prefix="artifacts/")
         group_name = model_package_group_name or Names.unique_resource_name(self, max_length=63, separator="-")
         self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self, "ModelPackageGroup", model_package_group_name=group_name,
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=group_name,
             model_package_group_description="Fine-tuned models registered by the genai-cdk pipeline",
         )
 
-        self.training_role = iam.Role(self, "TrainingRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                                      description="Fine-tuning and evaluation jobs (least privilege)")
+        self.training_role = iam.Role(
+            self,
+            "TrainingRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Fine-tuning and evaluation jobs (least privilege)",
+        )
         self._grant_training_role(stack, base_model_bucket, prefix, data_bucket, training_image)
 
         base_uri = f"s3://{base_model_bucket.bucket_name}/{prefix}/"
         output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
-        def training_job(state_id: str, job_prefix: str, entrypoint: list[str], resources: dict,
-                         **parameters) -> sfn.CustomState:
+
+        def training_job(
+            state_id: str, job_prefix: str, entrypoint: list[str], resources: dict, **parameters
+        ) -> sfn.CustomState:
             """A createTrainingJob.sync state on the training image, its job named after the execution."""
-            algorithm = {"TrainingImage": training_image, "TrainingInputMode": "File",
-                         "ContainerEntrypoint": entrypoint, **parameters.pop("algorithm", {})}
+            algorithm = {
+                "TrainingImage": training_image,
+                "TrainingInputMode": "File",
+                "ContainerEntrypoint": entrypoint,
+                **parameters.pop("algorithm", {}),
+            }
             result = parameters.pop("result")
-            return sfn.CustomState(self, state_id, state_json={
-                "Type": "Task",
-                "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
-                "Parameters": {
-                    "RoleArn": self.training_role.role_arn,
-                    "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
-                    "EnableNetworkIsolation": False,
-                    "EnableInterContainerTrafficEncryption": True,
-                    "TrainingJobName.$": f"States.Format('{job_prefix}-{{}}', $$.Execution.Name)",
-                    "AlgorithmSpecification": algorithm,
-                    "ResourceConfig": {**resources, "VolumeKmsKeyId": self.key.key_arn},
-                    **parameters,
+            return sfn.CustomState(
+                self,
+                state_id,
+                state_json={
+                    "Type": "Task",
+                    "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
+                    "Parameters": {
+                        "RoleArn": self.training_role.role_arn,
+                        "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
+                        "EnableNetworkIsolation": False,
+                        "EnableInterContainerTrafficEncryption": True,
+                        "TrainingJobName.$": f"States.Format('{job_prefix}-{{}}', $$.Execution.Name)",
+                        "AlgorithmSpecification": algorithm,
+                        "ResourceConfig": {**resources, "VolumeKmsKeyId": self.key.key_arn},
+                        **parameters,
+                    },
+                    **result,
                 },
-                **result,
-            })
+            )
 
         # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
         train = training_job(
-            "Train", "sft", ["genai", "train", "launch"],
-            {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
-             "VolumeSizeInGB": training.volume_size_gb},
+            "Train",
+            "sft",
+            ["genai", "train", "launch"],
+            {
+                "InstanceType": training.instance_type,
+                "InstanceCount": training.instance_count,
+                "VolumeSizeInGB": training.volume_size_gb,
+            },
             HyperParameters=hyperparameters,
             InputDataConfig=[_channel("train", "$.dataset"), _channel("model", base_uri)],
             StoppingCondition={
@@ -159,33 +194,53 @@ class FineTuningPipeline(Construct):
                 **({"MaxWaitTimeInSeconds": int(training.max_wait.to_seconds())} if training.use_spot else {}),
             },
             EnableManagedSpotTraining=training.use_spot,
-            CheckpointConfig={"S3Uri.$": f"States.Format('s3://{self.artifacts_bucket.bucket_name}"
-                                         "/checkpoints/{}/', $$.Execution.Name)",
-                              "LocalPath": "/opt/ml/checkpoints"},
-            result={"ResultSelector": {"ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
-                                       "TrainingJobArn.$": "$.TrainingJobArn"},
-                    "ResultPath": "$.train"},
+            CheckpointConfig={
+                "S3Uri.$": f"States.Format('s3://{self.artifacts_bucket.bucket_name}"
+                "/checkpoints/{}/', $$.Execution.Name)",
+                "LocalPath": "/opt/ml/checkpoints",
+            },
+            result={
+                "ResultSelector": {
+                    "ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+                    "TrainingJobArn.$": "$.TrainingJobArn",
+                },
+                "ResultPath": "$.train",
+            },
         )
         evaluate = training_job(
-            "Evaluate", "eval", ["genai", "train", "evaluate"],
+            "Evaluate",
+            "eval",
+            ["genai", "train", "evaluate"],
             {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
             algorithm={
-                "ContainerArguments": ["--base", "/opt/ml/input/data/model", "--trained",
-                                       "/opt/ml/input/data/trained", "--out", "/opt/ml/model"],
+                "ContainerArguments": [
+                    "--base",
+                    "/opt/ml/input/data/model",
+                    "--trained",
+                    "/opt/ml/input/data/trained",
+                    "--out",
+                    "/opt/ml/model",
+                ],
                 "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
             },
             InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
             StoppingCondition={"MaxRuntimeInSeconds": 4 * 3600},
-            result={"ResultSelector": {
-                        "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
-                        "Metrics.$": "$.FinalMetricDataList",
-                    },
-                    "ResultPath": "$.evaluation"},
+            result={
+                "ResultSelector": {
+                    "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
+                    "Metrics.$": "$.FinalMetricDataList",
+                },
+                "ResultPath": "$.evaluation",
+            },
         )
         register = tasks.CallAwsService(
-            self, "Register", service="sagemaker", action="createModelPackage",
-            iam_resources=[stack.format_arn(service="sagemaker", resource="model-package",
-                                            resource_name=f"{group_name.lower()}/*")],
+            self,
+            "Register",
+            service="sagemaker",
+            action="createModelPackage",
+            iam_resources=[
+                stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name.lower()}/*")
+            ],
             parameters={
                 "ModelPackageGroupName": group_name,
                 "ModelApprovalStatus": "PendingManualApproval",
@@ -207,31 +262,55 @@ class FineTuningPipeline(Construct):
             result_path="$.registered",
         )
         notify_failure = tasks.SnsPublish(
-            self, "NotifyFailure", topic=self.topic, subject="genai-cdk fine-tuning failed",
-            message=sfn.TaskInput.from_json_path_at("$.error"), result_path=sfn.JsonPath.DISCARD,
+            self,
+            "NotifyFailure",
+            topic=self.topic,
+            subject="genai-cdk fine-tuning failed",
+            message=sfn.TaskInput.from_json_path_at("$.error"),
+            result_path=sfn.JsonPath.DISCARD,
         )
         failed = sfn.Fail(self, "Failed", error="FineTuningFailed", cause="See the execution's error output")
-        below_gate = sfn.Fail(self, "BelowQualityGate", error="QualityGateFailed",
-                              cause=f"{quality_gate.metric} below {quality_gate.threshold}")
+        below_gate = sfn.Fail(
+            self,
+            "BelowQualityGate",
+            error="QualityGateFailed",
+            cause=f"{quality_gate.metric} below {quality_gate.threshold}",
+        )
         notify_failure.next(failed)
         for state in (train, evaluate):
             state.add_catch(notify_failure, result_path="$.error")
         register.add_catch(notify_failure, result_path="$.error")
-        gate = (sfn.Choice(self, "QualityGate")
-                .when(sfn.Condition.number_greater_than_equals("$.evaluation.Score[0]", quality_gate.threshold),
-                      register.next(sfn.Succeed(self, "Registered")))
-                .otherwise(below_gate))
+        gate = (
+            sfn.Choice(self, "QualityGate")
+            .when(
+                sfn.Condition.number_greater_than_equals("$.evaluation.Score[0]", quality_gate.threshold),
+                register.next(sfn.Succeed(self, "Registered")),
+            )
+            .otherwise(below_gate)
+        )
 
-        log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=self.key,
-                                  retention=logs.RetentionDays.ONE_YEAR)
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")], resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
-        ))
+        log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=self.key, retention=logs.RetentionDays.ONE_YEAR)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
         self.state_machine = sfn.StateMachine(
-            self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(train.next(evaluate).next(gate)),
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(train.next(evaluate).next(gate)),
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
@@ -244,65 +323,143 @@ class FineTuningPipeline(Construct):
             "permissions, to the state machine role.",
         )
         self.failure_alarm = cloudwatch.Alarm(
-            self, "FailedExecutions", metric=self.state_machine.metric_failed(period=Duration.minutes(5)),
-            threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self,
+            "FailedExecutions",
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5)),
+            threshold=1,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             alarm_description="A fine-tuning pipeline execution failed",
         )
         self.failure_alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
 
-    def _grant_training_role(self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket,
-                             image: str) -> None:
+    def _grant_training_role(
+        self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket, image: str
+    ) -> None:
         role = self.training_role
-        allow(role, iam.PolicyStatement(actions=["s3:GetObject"],
-                                        resources=[base_bucket.arn_for_objects(f"{prefix}/*")]),
-              "Training reads every file of the base model under its own prefix.")
-        allow(role, iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_bucket.arn_for_objects("*")]),
-              "Each execution names its dataset at run time; reads stay in the data bucket.")
-        allow(role, iam.PolicyStatement(actions=["s3:ListBucket"],
-                                        resources=[base_bucket.bucket_arn, data_bucket.bucket_arn,
-                                                   self.artifacts_bucket.bucket_arn]))
-        allow(role, iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"],
-                                        resources=[self.artifacts_bucket.arn_for_objects("*")]),
-              "Jobs write model artifacts and spot checkpoints under per-execution names in their own bucket.")
+        allow(
+            role,
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[base_bucket.arn_for_objects(f"{prefix}/*")]),
+            "Training reads every file of the base model under its own prefix.",
+        )
+        allow(
+            role,
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_bucket.arn_for_objects("*")]),
+            "Each execution names its dataset at run time; reads stay in the data bucket.",
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[base_bucket.bucket_arn, data_bucket.bucket_arn, self.artifacts_bucket.bucket_arn],
+            ),
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"], resources=[self.artifacts_bucket.arn_for_objects("*")]
+            ),
+            "Jobs write model artifacts and spot checkpoints under per-execution names in their own bucket.",
+        )
         self.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey")
         repository = image.split("/", 1)[1].split(":")[0].split("@")[0]
         account, region = image.split(".", 1)[0], image.split(".")[3]
-        allow(role, iam.PolicyStatement(
-            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            resources=[stack.format_arn(service="ecr", account=account, region=region, resource="repository",
-                                        resource_name=repository)]))
-        allow(role, iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-              "ecr:GetAuthorizationToken has no resource-level permissions; pulls are scoped to one repository.")
-        allow(role, iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            resources=[stack.format_arn(service="logs", resource="log-group",
-                                        resource_name="/aws/sagemaker/TrainingJobs*",
-                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]),
-            "Training jobs log to streams named after each job under SageMaker's training log group.")
-        allow(role, iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                        conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}}),
-              "cloudwatch:PutMetricData has no resource-level permissions; a namespace condition scopes it.")
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    stack.format_arn(
+                        service="ecr", account=account, region=region, resource="repository", resource_name=repository
+                    )
+                ],
+            ),
+        )
+        allow(
+            role,
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            "ecr:GetAuthorizationToken has no resource-level permissions; pulls are scoped to one repository.",
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/TrainingJobs*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            "Training jobs log to streams named after each job under SageMaker's training log group.",
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+            ),
+            "cloudwatch:PutMetricData has no resource-level permissions; a namespace condition scopes it.",
+        )
 
     def _grant_state_machine(self, stack: Stack) -> None:
         role = self.state_machine.role
-        jobs = [stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{kind}-*")
-                for kind in ("sft", "eval")]
-        allow(role, iam.PolicyStatement(
-            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-                     "sagemaker:AddTags"], resources=jobs),
-            "Job names carry the execution name, so the pipeline may manage only sft-* and eval-* jobs.")
-        allow(role, iam.PolicyStatement(
-            actions=["iam:PassRole"], resources=[self.training_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
-        allow(role, iam.PolicyStatement(
-            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-            resources=[stack.format_arn(service="events", resource="rule",
-                                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule")]))
-        allow(role, iam.PolicyStatement(actions=["sagemaker:AddTags"], resources=[
-            stack.format_arn(service="sagemaker", resource="model-package",
-                             resource_name=f"{self.model_package_group.model_package_group_name.lower()}/*")]),
-              "Model packages get version numbers at registration; the grant stays inside the pipeline's group.")
+        jobs = [
+            stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{kind}-*")
+            for kind in ("sft", "eval")
+        ]
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=jobs,
+            ),
+            "Job names carry the execution name, so the pipeline may manage only sft-* and eval-* jobs.",
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.training_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+                    )
+                ],
+            ),
+        )
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags"],
+                resources=[
+                    stack.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{self.model_package_group.model_package_group_name.lower()}/*",
+                    )
+                ],
+            ),
+            "Model packages get version numbers at registration; the grant stays inside the pipeline's group.",
+        )
 
 
 def _channel(name: str, uri: str) -> dict:

@@ -124,8 +124,9 @@ class LmiEndpoint(Construct):
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
         if not isinstance(model, ModelArtifact):
-            raise invalid("model", model,
-                          "pass ModelArtifact.from_s3_prefix(...), .from_s3_object(...) or .from_asset(...).")
+            raise invalid(
+                "model", model, "pass ModelArtifact.from_s3_prefix(...), .from_s3_object(...) or .from_asset(...)."
+            )
         require_int("instance_count", instance_count, minimum=1)
         options = options or LmiOptions()
         if not isinstance(options, LmiOptions):
@@ -142,7 +143,8 @@ class LmiEndpoint(Construct):
         rollout = rollout or Rollout.all_at_once()
         if rollout.strategy == "ROLLING" and len(production) > 1:
             raise invalid(
-                "rollout", "Rollout.rolling(...)",
+                "rollout",
+                "Rollout.rolling(...)",
                 "SageMaker does not roll multi-variant endpoints; use Rollout.canary/linear/all_at_once.",
             )
         startup_seconds = self._startup_seconds(container_startup_timeout, everything)
@@ -150,13 +152,17 @@ class LmiEndpoint(Construct):
             require_int("volume_size_gb", volume_size_gb, minimum=1, maximum=512)
             with_nvme = [r.spec.instance_type for r in everything if r.spec.local_nvme]
             if with_nvme:
-                raise invalid("volume_size_gb", volume_size_gb,
-                              f"{', '.join(sorted(set(with_nvme)))} use local NVMe storage; leave it unset.")
+                raise invalid(
+                    "volume_size_gb",
+                    volume_size_gb,
+                    f"{', '.join(sorted(set(with_nvme)))} use local NVMe storage; leave it unset.",
+                )
         if autoscaling is not None:
             for r in production:
                 if not autoscaling.min_capacity <= r.variant.instance_count <= autoscaling.max_capacity:
                     raise invalid(
-                        f"variant[{r.variant.name}].instance_count", r.variant.instance_count,
+                        f"variant[{r.variant.name}].instance_count",
+                        r.variant.instance_count,
                         f"must lie within autoscaling min_capacity..max_capacity "
                         f"({autoscaling.min_capacity}..{autoscaling.max_capacity}).",
                     )
@@ -167,7 +173,8 @@ class LmiEndpoint(Construct):
             self, "Key", enable_key_rotation=True, description=f"LMI endpoint {self.endpoint_name}"
         )
         self.role = iam.Role(
-            self, "ExecutionRole",
+            self,
+            "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Execution role of LMI endpoint {self.endpoint_name} (least privilege)",
         )
@@ -187,11 +194,11 @@ class LmiEndpoint(Construct):
         if volume_key:
             self.key.grant(self.role, "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey")
         self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self, "EndpointConfig",
+            self,
+            "EndpointConfig",
             production_variants=[self._variant_property(r, startup_seconds, volume_size_gb) for r in production],
             shadow_production_variants=(
-                [self._variant_property(shadow_resolved, startup_seconds, volume_size_gb)]
-                if shadow_resolved else None
+                [self._variant_property(shadow_resolved, startup_seconds, volume_size_gb)] if shadow_resolved else None
             ),
             data_capture_config=capture_config,
             kms_key_id=volume_key,
@@ -205,7 +212,8 @@ class LmiEndpoint(Construct):
         rollback_alarms = self._create_alarms(self._alarm_config)
 
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint",
+            self,
+            "Endpoint",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             endpoint_name=self.endpoint_name,
             deployment_config=rollout.render([a.alarm_name for a in rollback_alarms]),
@@ -214,22 +222,30 @@ class LmiEndpoint(Construct):
             service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
         )
         self.scalable_targets = (
-            {r.variant.name: self._autoscale(r.variant.name, autoscaling) for r in production}
-            if autoscaling else {}
+            {r.variant.name: self._autoscale(r.variant.name, autoscaling) for r in production} if autoscaling else {}
         )
 
     # ---- validation -------------------------------------------------------------------------
 
     @staticmethod
-    def _resolve(variant: Variant, prop: str, model: ModelArtifact, instance_type: str,
-                 options: LmiOptions, image: LmiImage | None) -> _ResolvedVariant:
-        spec = instance_spec(variant.instance_type or instance_type,
-                             f"{prop}.instance_type" if variant.instance_type else "instance_type")
+    def _resolve(
+        variant: Variant,
+        prop: str,
+        model: ModelArtifact,
+        instance_type: str,
+        options: LmiOptions,
+        image: LmiImage | None,
+    ) -> _ResolvedVariant:
+        spec = instance_spec(
+            variant.instance_type or instance_type,
+            f"{prop}.instance_type" if variant.instance_type else "instance_type",
+        )
         resolved_options = variant.options or options
         resolved_options.validate_for(spec, f"{prop}.options" if variant.options else "options")
         if image is not None and image.flavor is not None and image.flavor != spec.flavor:
             raise invalid(
-                "image", f"LmiImage.dlc({image.flavor!r})",
+                "image",
+                f"LmiImage.dlc({image.flavor!r})",
                 f"{spec.instance_type} needs the '{spec.flavor}' flavor; use LmiImage.dlc({spec.flavor!r}) "
                 "or leave image unset to pick it per instance type.",
             )
@@ -248,8 +264,11 @@ class LmiEndpoint(Construct):
         if duplicates:
             raise invalid("variants", names, f"variant names must be unique; {duplicates} repeat.")
         if sum(v.weight for v in variants) <= 0:
-            raise invalid("variants", [v.weight for v in variants],
-                          "at least one production variant needs a weight above zero to take traffic.")
+            raise invalid(
+                "variants",
+                [v.weight for v in variants],
+                "at least one production variant needs a weight above zero to take traffic.",
+            )
         return [self._resolve(v, f"variant[{v.name}]", model, instance_type, options, image) for v in variants]
 
     def _resolve_shadow(self, shadow, production, model, instance_type, options, image):
@@ -259,7 +278,8 @@ class LmiEndpoint(Construct):
             raise invalid("shadow", shadow, "pass a Variant(...).")
         if len(production) != 1:
             raise invalid(
-                "shadow", shadow.name,
+                "shadow",
+                shadow.name,
                 f"SageMaker mirrors traffic from exactly one production variant, but {len(production)} were given; "
                 "run the A/B test and the shadow test on separate endpoints.",
             )
@@ -281,7 +301,8 @@ class LmiEndpoint(Construct):
             raise invalid("container_startup_timeout", f"{seconds}s", "SageMaker allows 60-3600 seconds.")
         if seconds < loading:
             raise invalid(
-                "container_startup_timeout", f"{seconds}s",
+                "container_startup_timeout",
+                f"{seconds}s",
                 f"must cover options.model_loading_timeout ({loading}s) or SageMaker kills the container "
                 "while the model still loads; raise it or lower model_loading_timeout.",
             )
@@ -291,19 +312,36 @@ class LmiEndpoint(Construct):
 
     def _grant_logs(self) -> None:
         log_group = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
-        allow(self.role, iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            resources=[
-                self._stack.format_arn(service="logs", resource="log-group", resource_name=log_group,
-                                       arn_format=ArnFormat.COLON_RESOURCE_NAME),
-                self._stack.format_arn(service="logs", resource="log-group", resource_name=f"{log_group}:*",
-                                       arn_format=ArnFormat.COLON_RESOURCE_NAME),
-            ],
-        ), "Log streams are created per instance at run time; the wildcard stays inside this endpoint's log group.")
-        allow(self.role, iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", NAMESPACE]}},
-        ), "cloudwatch:PutMetricData has no resource-level permissions; a namespace condition scopes it.")
+        allow(
+            self.role,
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                resources=[
+                    self._stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=log_group,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                    self._stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{log_group}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                ],
+            ),
+            "Log streams are created per instance at run time; the wildcard stays inside this endpoint's log group.",
+        )
+        allow(
+            self.role,
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", NAMESPACE]}},
+            ),
+            "cloudwatch:PutMetricData has no resource-level permissions; a namespace condition scopes it.",
+        )
 
     def _vpc_config(self, vpc, vpc_subnets, security_groups):
         if vpc is None:
@@ -313,7 +351,10 @@ class LmiEndpoint(Construct):
         groups = list(security_groups or [])
         if not groups:
             group = ec2.SecurityGroup(
-                self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+                self,
+                "SecurityGroup",
+                vpc=vpc,
+                allow_all_outbound=False,
                 description=f"LMI endpoint {self.endpoint_name}: HTTPS egress only",
             )
             group.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "VPC endpoints")
@@ -325,9 +366,12 @@ class LmiEndpoint(Construct):
             raise invalid("vpc_subnets", vpc_subnets, f"{error}; select subnets that exist in the VPC.") from None
         if not subnets:
             raise invalid("vpc_subnets", vpc_subnets, "the selection matched no subnet in the VPC.")
-        allow(self.role, iam.PolicyStatement(actions=_VPC_ACTIONS, resources=["*"]),
-              "SageMaker attaches network interfaces in the VPC; these EC2 actions have no resource-level scope "
-              "at the time the interfaces are created.")
+        allow(
+            self.role,
+            iam.PolicyStatement(actions=_VPC_ACTIONS, resources=["*"]),
+            "SageMaker attaches network interfaces in the VPC; these EC2 actions have no resource-level scope "
+            "at the time the interfaces are created.",
+        )
         config = sagemaker.CfnModel.VpcConfigProperty(
             security_group_ids=[g.security_group_id for g in groups], subnets=subnets
         )
@@ -344,7 +388,8 @@ class LmiEndpoint(Construct):
             model_data_source=artifact.model_data_source,
         )
         model = sagemaker.CfnModel(
-            scope, "Resource",
+            scope,
+            "Resource",
             execution_role_arn=self.role.role_arn,
             primary_container=container,
             vpc_config=vpc_config,
@@ -374,9 +419,11 @@ class LmiEndpoint(Construct):
             bucket = secure_bucket(self, "CaptureBucket", key=self.key, logs_prefix="capture/")
         self.capture_bucket = bucket
         prefix = capture.prefix.strip("/")
-        allow(self.role, iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}/*")]
-        ), "Capture files are named per endpoint, variant and hour at run time; writes stay under the capture prefix.")
+        allow(
+            self.role,
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}/*")]),
+            "Capture files are named per endpoint, variant and hour at run time; writes stay under the capture prefix.",
+        )
         self.key.grant(self.role, "kms:Encrypt", "kms:GenerateDataKey")
         modes = (["Input"] if capture.capture_requests else []) + (["Output"] if capture.capture_responses else [])
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
@@ -407,7 +454,8 @@ class LmiEndpoint(Construct):
                     continue
                 value = threshold.to_milliseconds() * 1000 if isinstance(threshold, Duration) else threshold
                 alarm = cloudwatch.Alarm(
-                    self, f"{metric_name}-{variant}",
+                    self,
+                    f"{metric_name}-{variant}",
                     metric=self.metric(metric_name, variant_name=variant, statistic=statistic, period=config.period),
                     threshold=value,
                     comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -424,18 +472,22 @@ class LmiEndpoint(Construct):
 
     def _autoscale(self, variant: str, config: Autoscaling) -> appscaling.ScalableTarget:
         target = appscaling.ScalableTarget(
-            self, f"Scaling-{variant}",
+            self,
+            f"Scaling-{variant}",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{variant}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=config.min_capacity,
             max_capacity=config.max_capacity,
             role=iam.Role.from_role_arn(
-                self, f"ScalingRole-{variant}",
+                self,
+                f"ScalingRole-{variant}",
                 self._stack.format_arn(
-                    service="iam", region="", resource="role",
+                    service="iam",
+                    region="",
+                    resource="role",
                     resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                                  "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
                 ),
             ),
         )
@@ -453,8 +505,9 @@ class LmiEndpoint(Construct):
             intervals += [appscaling.ScalingInterval(lower=t, change=add) for t, add in steps.steps]
             target.scale_on_metric(
                 "StepScaling",
-                metric=self.metric("InvocationsPerInstance", variant_name=variant, statistic="Sum",
-                                   period=Duration.minutes(1)),
+                metric=self.metric(
+                    "InvocationsPerInstance", variant_name=variant, statistic="Sum", period=Duration.minutes(1)
+                ),
                 scaling_steps=intervals,
                 adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
                 cooldown=steps.cooldown,
@@ -467,8 +520,14 @@ class LmiEndpoint(Construct):
         """Allow ``grantee`` to call the endpoint (``InvokeEndpoint`` and the streaming variant)."""
         return iam.Grant.add_to_principal(grantee=grantee, actions=_INVOKE_ACTIONS, resource_arns=[self.endpoint_arn])
 
-    def metric(self, metric_name: str, *, variant_name: str | None = None, statistic: str = "Average",
-               period: Duration | None = None) -> cloudwatch.Metric:
+    def metric(
+        self,
+        metric_name: str,
+        *,
+        variant_name: str | None = None,
+        statistic: str = "Average",
+        period: Duration | None = None,
+    ) -> cloudwatch.Metric:
         """A metric of this endpoint's variant (default: the first production variant)."""
         variant = variant_name or self.production_variant_names[0]
         known = self.production_variant_names + ([self.shadow_variant_name] if self.shadow_variant_name else [])
@@ -505,16 +564,25 @@ class LmiEndpoint(Construct):
     def dashboard_widgets(self) -> list[cloudwatch.IWidget]:
         """Graphs of traffic, latency and errors across every variant."""
         variants = self.production_variant_names + ([self.shadow_variant_name] if self.shadow_variant_name else [])
+
         def per_variant(fn):
             return [fn(v) for v in variants]
+
         return [
-            cloudwatch.GraphWidget(title=f"{self.endpoint_name} invocations", left=per_variant(self.metric_invocations),
-                                   width=8),
-            cloudwatch.GraphWidget(title=f"{self.endpoint_name} model latency p99 (us)",
-                                   left=per_variant(self.metric_model_latency), width=8),
-            cloudwatch.GraphWidget(title=f"{self.endpoint_name} errors",
-                                   left=per_variant(self.metric_invocation_5xx_errors),
-                                   right=per_variant(self.metric_invocation_4xx_errors), width=8),
+            cloudwatch.GraphWidget(
+                title=f"{self.endpoint_name} invocations", left=per_variant(self.metric_invocations), width=8
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{self.endpoint_name} model latency p99 (us)",
+                left=per_variant(self.metric_model_latency),
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{self.endpoint_name} errors",
+                left=per_variant(self.metric_invocation_5xx_errors),
+                right=per_variant(self.metric_invocation_4xx_errors),
+                width=8,
+            ),
         ]
 
 
@@ -534,5 +602,3 @@ def _subnet_kwargs(selection: ec2.SubnetSelection | None) -> dict:
         "one_per_az": selection.one_per_az,
         "subnet_filters": selection.subnet_filters,
     }
-
-

@@ -66,7 +66,8 @@ class LmiImage:
         match = _ECR_URI.match(image_uri) if isinstance(image_uri, str) else None
         if match is None:
             raise invalid(
-                "image", image_uri,
+                "image",
+                image_uri,
                 "SageMaker pulls from ECR only: give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG.",
             )
         return LmiImage(flavor=None, image_uri=image_uri)
@@ -79,13 +80,22 @@ class LmiImage:
             return self._repository.repository_uri_for_tag(self._tag)
         if self._image_uri is not None:
             match = _ECR_URI.match(self._image_uri)
-            _grant_pull(role, stack.format_arn(service="ecr", account=match["account"], region=match["region"],
-                                               resource="repository", resource_name=match["repository"]))
+            _grant_pull(
+                role,
+                stack.format_arn(
+                    service="ecr",
+                    account=match["account"],
+                    region=match["region"],
+                    resource="repository",
+                    resource_name=match["repository"],
+                ),
+            )
             return self._image_uri
         # A literal for a region-bound stack, a CfnMapping for a region-agnostic one.
         account = stack.regional_fact(FactName.DLC_REPOSITORY_ACCOUNT)
-        _grant_pull(role, stack.format_arn(service="ecr", account=account, resource="repository",
-                                           resource_name=DLC_REPOSITORY))
+        _grant_pull(
+            role, stack.format_arn(service="ecr", account=account, resource="repository", resource_name=DLC_REPOSITORY)
+        )
         return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{DLC_REPOSITORY}:{self._tag}"
 
 
@@ -96,10 +106,13 @@ _ECR_URI = re.compile(
 
 
 def _grant_pull(role: iam.IRole, repository_arn: str) -> None:
-    allow(role, iam.PolicyStatement(
-        actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-        resources=[repository_arn],
-    ))
+    allow(
+        role,
+        iam.PolicyStatement(
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[repository_arn],
+        ),
+    )
     allow(
         role,
         iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),

@@ -19,8 +19,9 @@ from .instance_types import InstanceSpec
 RollingBatch = Literal["auto", "vllm", "tnx", "disable"]
 Dtype = Literal["auto", "fp16", "bf16", "fp32"]
 
-ROLLING_BATCH_CHOICES: tuple[str, ...] = tuple(dict.fromkeys(lmi_engine.GPU_ROLLING_BATCH
-                                                             + lmi_engine.NEURON_ROLLING_BATCH))
+ROLLING_BATCH_CHOICES: tuple[str, ...] = tuple(
+    dict.fromkeys(lmi_engine.GPU_ROLLING_BATCH + lmi_engine.NEURON_ROLLING_BATCH)
+)
 DTYPE_CHOICES: tuple[str, ...] = lmi_engine.GPU_DTYPES
 _EXTRA_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -89,15 +90,20 @@ class LmiOptions:
             raise invalid("options.model_id", self.model_id, "give a hub id or an s3:// URI, or leave it unset.")
         if self.entry_point is not None:
             if not isinstance(self.entry_point, str) or not _MODULE.match(self.entry_point):
-                raise invalid("options.entry_point", self.entry_point, "give a Python module path such as "
-                              "'genai_runtime.inference.lmi_handler'.")
+                raise invalid(
+                    "options.entry_point",
+                    self.entry_point,
+                    "give a Python module path such as 'genai_runtime.inference.lmi_handler'.",
+                )
             if self.entry_point not in lmi_engine.LMI_ENTRY_POINTS and self.rolling_batch != "disable":
                 raise invalid(
-                    "options.entry_point", self.entry_point,
+                    "options.entry_point",
+                    self.entry_point,
                     f"a custom handler replaces LMI's engine and works only with rolling_batch='disable' (with "
                     f"rolling_batch={self.rolling_batch!r} DJL sends its rolling-batch protocol, which the handler "
                     "cannot answer); set rolling_batch='disable', or drop entry_point and keep continuous batching "
-                    "with the formatters `genai optimize package` writes.")
+                    "with the formatters `genai optimize package` writes.",
+                )
         for name in ("max_loras", "max_lora_rank"):
             if getattr(self, name) is not None:
                 require_int(f"options.{name}", getattr(self, name), minimum=1, maximum=1024)
@@ -161,38 +167,46 @@ class LmiOptions:
                     )
             if self.rolling_batch not in lmi_engine.GPU_ROLLING_BATCH:
                 raise invalid(
-                    f"{prop}.rolling_batch", self.rolling_batch,
+                    f"{prop}.rolling_batch",
+                    self.rolling_batch,
                     f"the GPU image's engine is vLLM; use one of {', '.join(lmi_engine.GPU_ROLLING_BATCH)} on "
                     f"{spec.instance_type} ('auto' is vLLM's async engine, LMI's default since v17).",
                 )
         else:
             if self.rolling_batch not in lmi_engine.NEURON_ROLLING_BATCH:
                 raise invalid(
-                    f"{prop}.rolling_batch", self.rolling_batch,
+                    f"{prop}.rolling_batch",
+                    self.rolling_batch,
                     f"the Neuron image's engine is transformers-neuronx; use one of "
                     f"{', '.join(lmi_engine.NEURON_ROLLING_BATCH)} on {spec.instance_type}.",
                 )
             if self.dtype not in lmi_engine.NEURON_DTYPES:
-                raise invalid(
-                    f"{prop}.dtype", self.dtype, "Neuron compiles for a fixed type; use 'fp16' or 'bf16'."
-                )
+                raise invalid(f"{prop}.dtype", self.dtype, "Neuron compiles for a fixed type; use 'fp16' or 'bf16'.")
             if self.max_model_len is not None:
-                raise invalid(f"{prop}.max_model_len", self.max_model_len,
-                              "transformers-neuronx compiles for n_positions (input + output tokens); set "
-                              "n_positions on Neuron.")
+                raise invalid(
+                    f"{prop}.max_model_len",
+                    self.max_model_len,
+                    "transformers-neuronx compiles for n_positions (input + output tokens); set n_positions on Neuron.",
+                )
             if self.enable_lora:
-                raise invalid(f"{prop}.enable_lora", self.enable_lora,
-                              "the Neuron image serves no LoRA adapters; merge the adapter first "
-                              "(genai optimize merge) or use a GPU instance type.")
+                raise invalid(
+                    f"{prop}.enable_lora",
+                    self.enable_lora,
+                    "the Neuron image serves no LoRA adapters; merge the adapter first "
+                    "(genai optimize merge) or use a GPU instance type.",
+                )
         known = lmi_engine.accepted_keys(spec.flavor)
         engine = "vLLM (LMI 27)" if spec.flavor == "lmi" else "transformers-neuronx (LMI 0.30 Neuron)"
         for key in self.extra:
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise invalid(f"{prop}.extra", key,
-                              f"the {engine} engine of {spec.instance_type} reads no such option and would "
-                              f"ignore it without a word.{hint}")
+                raise invalid(
+                    f"{prop}.extra",
+                    key,
+                    f"the {engine} engine of {spec.instance_type} reads no such option and would "
+                    f"ignore it without a word.{hint}",
+                )
 
     def engine_options(self, spec: InstanceSpec) -> dict[str, str]:
         """The handler and batching keys, resolved the way LMI's own recommender would.

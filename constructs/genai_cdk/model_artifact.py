@@ -88,11 +88,14 @@ class ModelArtifact:
             _grant_get(role, self._bucket, self._key)
             return BoundModelArtifact(model_data_url=f"s3://{self._bucket.bucket_name}/{self._key}")
         _grant_get(role, self._bucket, f"{self._key}*")
-        allow(role, iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[self._bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{self._key}*"]}},
-        ))
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self._bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{self._key}*"]}},
+            ),
+        )
         source = sagemaker.CfnModel.ModelDataSourceProperty(
             s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
                 s3_uri=f"s3://{self._bucket.bucket_name}/{self._key}",

@@ -12,9 +12,11 @@ def encrypted_alarm_topic(scope: Construct, construct_id: str, key: kms.IKey, di
     """A TLS-only topic encrypted with ``key``, whose key policy lets CloudWatch alarms publish."""
     topic = sns.Topic(scope, construct_id, master_key=key, enforce_ssl=True, display_name=display_name)
     # No-op for an imported key: its owner must grant cloudwatch.amazonaws.com the same.
-    key.add_to_resource_policy(iam.PolicyStatement(
-        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-        resources=["*"],
-    ))
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            resources=["*"],
+        )
+    )
     return topic

@@ -46,7 +46,8 @@ class Rollout:
             low, high = limits[self.strategy]
             if isinstance(self.percent, bool) or not isinstance(self.percent, int) or not low <= self.percent <= high:
                 raise invalid(
-                    "rollout.percent", self.percent,
+                    "rollout.percent",
+                    self.percent,
                     f"a {self.strategy.lower()} step must be {low}-{high} percent of the fleet.",
                 )
 
@@ -56,26 +57,46 @@ class Rollout:
         return Rollout("ALL_AT_ONCE", bake=bake or Duration.minutes(5), auto_rollback=auto_rollback)
 
     @staticmethod
-    def canary(percent: int = 10, wait: Duration | None = None, bake: Duration | None = None,
-               auto_rollback: bool = True) -> Rollout:
+    def canary(
+        percent: int = 10, wait: Duration | None = None, bake: Duration | None = None, auto_rollback: bool = True
+    ) -> Rollout:
         """Blue/green: ``percent`` of capacity first, the rest after ``wait`` if no alarm fired."""
-        return Rollout("CANARY", percent=percent, wait=wait or Duration.minutes(10),
-                       bake=bake or Duration.minutes(5), auto_rollback=auto_rollback)
+        return Rollout(
+            "CANARY",
+            percent=percent,
+            wait=wait or Duration.minutes(10),
+            bake=bake or Duration.minutes(5),
+            auto_rollback=auto_rollback,
+        )
 
     @staticmethod
-    def linear(step_percent: int = 20, wait: Duration | None = None, bake: Duration | None = None,
-               auto_rollback: bool = True) -> Rollout:
+    def linear(
+        step_percent: int = 20, wait: Duration | None = None, bake: Duration | None = None, auto_rollback: bool = True
+    ) -> Rollout:
         """Blue/green: shift ``step_percent`` of capacity every ``wait``."""
-        return Rollout("LINEAR", percent=step_percent, wait=wait or Duration.minutes(5),
-                       bake=bake or Duration.minutes(5), auto_rollback=auto_rollback)
+        return Rollout(
+            "LINEAR",
+            percent=step_percent,
+            wait=wait or Duration.minutes(5),
+            bake=bake or Duration.minutes(5),
+            auto_rollback=auto_rollback,
+        )
 
     @staticmethod
-    def rolling(batch_percent: int = 25, wait: Duration | None = None, auto_rollback: bool = True,
-                maximum_execution_timeout: Duration | None = None) -> Rollout:
+    def rolling(
+        batch_percent: int = 25,
+        wait: Duration | None = None,
+        auto_rollback: bool = True,
+        maximum_execution_timeout: Duration | None = None,
+    ) -> Rollout:
         """Rolling: replace the fleet in batches without doubling capacity (single-variant endpoints only)."""
-        return Rollout("ROLLING", percent=batch_percent, wait=wait or Duration.minutes(5),
-                       auto_rollback=auto_rollback,
-                       maximum_execution_timeout=maximum_execution_timeout or Duration.hours(2))
+        return Rollout(
+            "ROLLING",
+            percent=batch_percent,
+            wait=wait or Duration.minutes(5),
+            auto_rollback=auto_rollback,
+            maximum_execution_timeout=maximum_execution_timeout or Duration.hours(2),
+        )
 
     def render(self, rollback_alarm_names: list[str]) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
         rollback = None

@@ -33,7 +33,8 @@ class Variant:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _VARIANT_NAME.match(self.name):
             raise invalid(
-                "variant.name", self.name,
+                "variant.name",
+                self.name,
                 "use 1-63 letters, digits and hyphens, starting and ending with a letter or digit.",
             )
         weight = require_number(f"variant[{self.name}].weight", self.weight, minimum=0.0)

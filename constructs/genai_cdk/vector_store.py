@@ -478,11 +478,15 @@ class VectorStore(Construct):
         collection_rule = [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
 
         def security_policy(construct_id: str, kind: str, document) -> aoss.CfnSecurityPolicy:
-            return aoss.CfnSecurityPolicy(self, construct_id, name=f"{name}-{kind[:3]}", type=kind,
-                                          policy=stack.to_json_string(document))
+            return aoss.CfnSecurityPolicy(
+                self, construct_id, name=f"{name}-{kind[:3]}", type=kind, policy=stack.to_json_string(document)
+            )
 
-        encryption = security_policy("EncryptionPolicy", "encryption",
-                                     {"Rules": collection_rule, "AWSOwnedKey": False, "KmsARN": self.key.key_arn})
+        encryption = security_policy(
+            "EncryptionPolicy",
+            "encryption",
+            {"Rules": collection_rule, "AWSOwnedKey": False, "KmsARN": self.key.key_arn},
+        )
         self.vpc_endpoint = aoss.CfnVpcEndpoint(
             self,
             "VpcEndpoint",
@@ -491,8 +495,11 @@ class VectorStore(Construct):
             subnet_ids=[s.subnet_id for s in subnets],
             security_group_ids=[self.security_group.security_group_id],
         )
-        network = security_policy("NetworkPolicy", "network", [
-            {"Rules": collection_rule, "AllowFromPublic": False, "SourceVPCEs": [self.vpc_endpoint.attr_id]}])
+        network = security_policy(
+            "NetworkPolicy",
+            "network",
+            [{"Rules": collection_rule, "AllowFromPublic": False, "SourceVPCEs": [self.vpc_endpoint.attr_id]}],
+        )
         self.collection = aoss.CfnCollection(
             self,
             "Collection",

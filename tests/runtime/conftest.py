@@ -26,8 +26,9 @@ def tiny_adapters(tiny_model, tmp_path_factory) -> Path:
     for seed, name in enumerate(["tenant-a", "tenant-b"], start=1):
         torch.manual_seed(seed)
         base = AutoModelForCausalLM.from_pretrained(tiny_model)
-        config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                            task_type="CAUSAL_LM")
+        config = LoraConfig(
+            r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+        )
         get_peft_model(base, config).save_pretrained(root / name)
     return root
 

@@ -25,8 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
-HARNESS = Path(os.environ.get("GENAI_DJL_HARNESS",
-                              ROOT.parent / "shared" / "harness" / "djl-serving-0.36.0-lmi27-dlc"))
+HARNESS = Path(os.environ.get("GENAI_DJL_HARNESS", ROOT.parent / "shared" / "harness" / "djl-serving-0.36.0-lmi27-dlc"))
 ENGINE = HARNESS / "engines" / "python" / "setup"
 DOCS = HARNESS / "serving" / "docs" / "lmi"
 
@@ -34,15 +33,60 @@ DOCS = HARNESS / "serving" / "docs" / "lmi"
 # commit 002032ee2b18e1f7bd924ec47b62504ba3866063). vLLM's OpenAIBaseModel ignores unknown fields with
 # a log line, so a misspelt parameter would be dropped silently there; here it fails the test.
 COMPLETION_REQUEST_FIELDS = (
-    "model", "prompt", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
-    "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user",
-    "use_beam_search", "top_k", "min_p", "repetition_penalty", "watermarking", "length_penalty", "stop_token_ids",
-    "include_stop_str_in_output", "ignore_eos", "min_tokens", "skip_special_tokens",
-    "spaces_between_special_tokens", "truncate_prompt_tokens", "truncation_side", "allowed_token_ids",
-    "prompt_logprobs", "logprob_token_ids", "bad_words", "prompt_embeds", "add_special_tokens", "response_format",
-    "structured_outputs", "priority", "request_id", "session_id", "return_tokens_as_token_ids", "return_token_ids",
-    "routed_experts_prompt_start", "return_token_offsets", "return_mm_kwargs", "cache_salt", "kv_transfer_params",
-    "ec_transfer_params", "vllm_xargs", "repetition_detection", "thinking_token_budget", "stream_interval",
+    "model",
+    "prompt",
+    "echo",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "max_tokens",
+    "n",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "suffix",
+    "temperature",
+    "top_p",
+    "user",
+    "use_beam_search",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "watermarking",
+    "length_penalty",
+    "stop_token_ids",
+    "include_stop_str_in_output",
+    "ignore_eos",
+    "min_tokens",
+    "skip_special_tokens",
+    "spaces_between_special_tokens",
+    "truncate_prompt_tokens",
+    "truncation_side",
+    "allowed_token_ids",
+    "prompt_logprobs",
+    "logprob_token_ids",
+    "bad_words",
+    "prompt_embeds",
+    "add_special_tokens",
+    "response_format",
+    "structured_outputs",
+    "priority",
+    "request_id",
+    "session_id",
+    "return_tokens_as_token_ids",
+    "return_token_ids",
+    "routed_experts_prompt_start",
+    "return_token_offsets",
+    "return_mm_kwargs",
+    "cache_salt",
+    "kv_transfer_params",
+    "ec_transfer_params",
+    "vllm_xargs",
+    "repetition_detection",
+    "thinking_token_budget",
+    "stream_interval",
 )
 
 
@@ -146,8 +190,12 @@ class _Model:
         if request.temperature == 0.0 or request.temperature is None and request.top_p is None:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
-            kwargs.update(do_sample=True, temperature=request.temperature or 1.0, top_p=request.top_p or 1.0,
-                          top_k=request.top_k or 0)
+            kwargs.update(
+                do_sample=True,
+                temperature=request.temperature or 1.0,
+                top_p=request.top_p or 1.0,
+                top_k=request.top_k or 0,
+            )
         if request.repetition_penalty:
             kwargs["repetition_penalty"] = request.repetition_penalty
         if request.seed is not None:
@@ -157,9 +205,9 @@ class _Model:
             self.model.set_adapter(adapter)
         with torch.inference_mode(), context:
             output = self.model.generate(**ids, **kwargs)
-        new = output[0, ids["input_ids"].shape[1]:].tolist()
+        new = output[0, ids["input_ids"].shape[1] :].tolist()
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        for marker in ([request.stop] if isinstance(request.stop, str) else request.stop or []):
+        for marker in [request.stop] if isinstance(request.stop, str) else request.stop or []:
             if marker in text:
                 text = text[: text.index(marker)]
         return new, text
@@ -220,16 +268,21 @@ class OpenAIServingCompletion:
         model = self.engine.model
         names = [path.name for path in self.models.base_model_paths]
         if request.model not in names and request.model not in self.models.lora_requests:
-            return ErrorResponse(error=ErrorInfo(message=f"The model `{request.model}` does not exist.",
-                                                 type="NotFoundError", code=404))
+            return ErrorResponse(
+                error=ErrorInfo(message=f"The model `{request.model}` does not exist.", type="NotFoundError", code=404)
+            )
         adapter = request.model if request.model in self.models.lora_requests else None
         prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
         for prompt in prompts:
             length = len(model.tokenizer(prompt)["input_ids"])
             if length + (request.max_tokens or 0) > model.max_model_len:
-                return ErrorResponse(error=ErrorInfo(
-                    message=f"This model's maximum context length is {model.max_model_len} tokens.",
-                    type="BadRequestError", code=400))
+                return ErrorResponse(
+                    error=ErrorInfo(
+                        message=f"This model's maximum context length is {model.max_model_len} tokens.",
+                        type="BadRequestError",
+                        code=400,
+                    )
+                )
         request_id = f"cmpl-{uuid.uuid4().hex}"
         if request.stream:
             return self._stream(request_id, prompts[0], request, adapter)
@@ -238,8 +291,13 @@ class OpenAIServingCompletion:
             tokens, text = await asyncio.to_thread(model.generate, prompt, request, adapter)
             total += len(tokens)
             choices.append(CompletionChoice(index=index, text=text, finish_reason="length"))
-        return CompletionResponse(id=request_id, created=int(time.time()), model=request.model, choices=choices,
-                                  usage=Usage(completion_tokens=total))
+        return CompletionResponse(
+            id=request_id,
+            created=int(time.time()),
+            model=request.model,
+            choices=choices,
+            usage=Usage(completion_tokens=total),
+        )
 
     async def _stream(self, request_id, prompt, request, adapter):
         model = self.engine.model
@@ -248,15 +306,19 @@ class OpenAIServingCompletion:
         for end in range(1, len(tokens) + 1):
             decoded = model.tokenizer.decode(tokens[:end], skip_special_tokens=True)
             if decoded.startswith(emitted) and len(decoded) > len(emitted) and len(decoded) <= len(text):
-                pieces.append(decoded[len(emitted):])
+                pieces.append(decoded[len(emitted) :])
                 emitted = decoded
         if emitted != text:
-            pieces.append(text[len(emitted):])
+            pieces.append(text[len(emitted) :])
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
-            chunk = {"id": request_id, "object": "text_completion", "created": int(time.time()),
-                     "model": request.model,
-                     "choices": [{"index": 0, "text": piece, "finish_reason": "length" if last else None}]}
+            chunk = {
+                "id": request_id,
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": request.model,
+                "choices": [{"index": 0, "text": piece, "finish_reason": "length" if last else None}],
+            }
             yield f"data: {json.dumps(chunk)}\n\n"
         yield "data: [DONE]\n\n"
 
@@ -336,25 +398,44 @@ class FlexibleArgumentParser(argparse.ArgumentParser):
 def install_cpu_vllm() -> dict[str, types.ModuleType]:
     """Register the stand-in ``vllm`` modules; returns them so a test can inspect the serving object."""
     names = {
-        "vllm": {"AsyncLLMEngine": AsyncLLMEngine, "EngineArgs": EngineArgs, "AsyncEngineArgs": AsyncEngineArgs,
-                 "TokensPrompt": dict, "TextPrompt": dict},
-        "vllm.entrypoints": {}, "vllm.entrypoints.openai": {}, "vllm.entrypoints.openai.chat_completion": {},
-        "vllm.entrypoints.openai.completion": {}, "vllm.entrypoints.openai.models": {},
-        "vllm.entrypoints.openai.engine": {}, "vllm.entrypoints.serve": {}, "vllm.entrypoints.serve.render": {},
-        "vllm.entrypoints.pooling": {}, "vllm.entrypoints.pooling.embed": {}, "vllm.utils": {}, "vllm.lora": {},
-        "vllm.entrypoints.openai.chat_completion.protocol": {"ChatCompletionRequest": dict,
-                                                             "ChatCompletionResponse": dict},
-        "vllm.entrypoints.openai.completion.protocol": {"CompletionRequest": CompletionRequest,
-                                                        "CompletionResponse": CompletionResponse,
-                                                        "CompletionLogProbs": dict},
+        "vllm": {
+            "AsyncLLMEngine": AsyncLLMEngine,
+            "EngineArgs": EngineArgs,
+            "AsyncEngineArgs": AsyncEngineArgs,
+            "TokensPrompt": dict,
+            "TextPrompt": dict,
+        },
+        "vllm.entrypoints": {},
+        "vllm.entrypoints.openai": {},
+        "vllm.entrypoints.openai.chat_completion": {},
+        "vllm.entrypoints.openai.completion": {},
+        "vllm.entrypoints.openai.models": {},
+        "vllm.entrypoints.openai.engine": {},
+        "vllm.entrypoints.serve": {},
+        "vllm.entrypoints.serve.render": {},
+        "vllm.entrypoints.pooling": {},
+        "vllm.entrypoints.pooling.embed": {},
+        "vllm.utils": {},
+        "vllm.lora": {},
+        "vllm.entrypoints.openai.chat_completion.protocol": {
+            "ChatCompletionRequest": dict,
+            "ChatCompletionResponse": dict,
+        },
+        "vllm.entrypoints.openai.completion.protocol": {
+            "CompletionRequest": CompletionRequest,
+            "CompletionResponse": CompletionResponse,
+            "CompletionLogProbs": dict,
+        },
         "vllm.entrypoints.openai.chat_completion.serving": {"OpenAIServingChat": _Passive},
         "vllm.entrypoints.openai.completion.serving": {"OpenAIServingCompletion": OpenAIServingCompletion},
         "vllm.entrypoints.openai.models.protocol": {"BaseModelPath": BaseModelPath},
         "vllm.entrypoints.openai.models.serving": {"OpenAIServingModels": OpenAIServingModels},
         "vllm.entrypoints.openai.engine.protocol": {"ErrorResponse": ErrorResponse},
         "vllm.entrypoints.serve.render.serving": {"OpenAIServingRender": _Passive},
-        "vllm.entrypoints.chat_utils": {"load_chat_template": lambda template: template,
-                                        "ChatTemplateConfig": _Passive},
+        "vllm.entrypoints.chat_utils": {
+            "load_chat_template": lambda template: template,
+            "ChatTemplateConfig": _Passive,
+        },
         "vllm.entrypoints.pooling.embed.serving": {"ServingEmbedding": _Passive},
         "vllm.entrypoints.pooling.embed.protocol": {"EmbeddingCompletionRequest": dict},
         "vllm.logprobs": {"Logprob": dict},

@@ -25,9 +25,15 @@ def test_every_command_has_help(command, capsys):
 
 def test_help_does_not_import_torch():
     process = subprocess.run(
-        [sys.executable, "-c", "import sys; from genai_runtime.cli import main\n"
-         "try: main(['serve', '--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from genai_runtime.cli import main\n"
+            "try: main(['serve', '--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert process.stdout.strip().endswith("False")
 
 

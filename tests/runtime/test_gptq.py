@@ -15,16 +15,38 @@ from genai_runtime.models.io import HELD_OUT_TEXT
 GPTQ_PYTHON = os.environ.get("GENAI_GPTQ_PYTHON")
 
 
-@pytest.mark.skipif(not GPTQ_PYTHON or not Path(GPTQ_PYTHON).exists(),
-                    reason="needs the GPTQ environment: run `make test` (it runs `make setup-gptq`)")
+@pytest.mark.skipif(
+    not GPTQ_PYTHON or not Path(GPTQ_PYTHON).exists(),
+    reason="needs the GPTQ environment: run `make test` (it runs `make setup-gptq`)",
+)
 def test_gptq_4bit_shrinks_the_model_and_keeps_its_outputs_close(tiny_model, tmp_path):
     calibration = tmp_path / "calibration.jsonl"
     calibration.write_text("".join(json.dumps({"text": t}) + "\n" for t in HELD_OUT_TEXT * 2))
     process = subprocess.run(
-        [GPTQ_PYTHON, "-m", "genai_runtime.cli", "optimize", "quantize", "--method", "gptq", "--model",
-         str(tiny_model), "--out", str(tmp_path / "gptq"), "--calibration", str(calibration), "--bits", "4",
-         "--sequence-length", "128", "--group-size", "32"],
-        capture_output=True, text=True, timeout=900,
+        [
+            GPTQ_PYTHON,
+            "-m",
+            "genai_runtime.cli",
+            "optimize",
+            "quantize",
+            "--method",
+            "gptq",
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "gptq"),
+            "--calibration",
+            str(calibration),
+            "--bits",
+            "4",
+            "--sequence-length",
+            "128",
+            "--group-size",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     report = json.loads((tmp_path / "gptq" / "quantize_report.json").read_text())

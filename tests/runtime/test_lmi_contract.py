@@ -18,8 +18,9 @@ import pytest
 
 from tests.runtime import djl_harness
 
-pytestmark = pytest.mark.skipif(not djl_harness.available(),
-                                reason=f"DJL Serving harness not found at {djl_harness.HARNESS}")
+pytestmark = pytest.mark.skipif(
+    not djl_harness.available(), reason=f"DJL Serving harness not found at {djl_harness.HARNESS}"
+)
 
 SERVICE = "djl_python.lmi_vllm.vllm_async_service"
 
@@ -30,8 +31,9 @@ def packaged(tiny_model, tiny_adapters, tmp_path_factory):
     from genai_runtime.optimize import package
 
     options = LmiOptions(enable_lora=True, max_model_len=256, max_rolling_batch_size=8)
-    return package.layout(tiny_model, tmp_path_factory.mktemp("lmi") / "model", options, "ml.g5.2xlarge",
-                          adapters_dir=tiny_adapters)
+    return package.layout(
+        tiny_model, tmp_path_factory.mktemp("lmi") / "model", options, "ml.g5.2xlarge", adapters_dir=tiny_adapters
+    )
 
 
 class Lmi:
@@ -150,19 +152,35 @@ def test_book_request_shape_through_vllm(lmi):
 def test_batch_of_inputs_keeps_order_and_matches_single_requests(lmi):
     texts = ["The quick brown fox", "Fine-tuning with LoRA", "#Person1#: Hi"]
     together = json.loads(envelope(lmi.invoke(_body({"inputs": texts, "parameters": {"max_new_tokens": 5}})))["data"])
-    alone = [json.loads(envelope(lmi.invoke(_body({"inputs": t, "parameters": {"max_new_tokens": 5}})))["data"])[0]
-             for t in texts]
+    alone = [
+        json.loads(envelope(lmi.invoke(_body({"inputs": t, "parameters": {"max_new_tokens": 5}})))["data"])[0]
+        for t in texts
+    ]
     assert together == alone
 
 
 def test_sampling_parameters_reach_vllm_by_their_vllm_names(lmi):
-    parameters = {"max_new_tokens": 4, "do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 20,
-                  "repetition_penalty": 1.2, "stop": ["\n"], "seed": 7}
+    parameters = {
+        "max_new_tokens": 4,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 20,
+        "repetition_penalty": 1.2,
+        "stop": ["\n"],
+        "seed": 7,
+    }
     envelope(lmi.invoke(_body({"inputs": "Hello", "parameters": parameters})))
     sent = lmi.completions.requests[-1].model_dump(exclude_unset=True)
     assert set(sent) <= set(djl_harness.COMPLETION_REQUEST_FIELDS)
-    assert (sent["temperature"], sent["top_p"], sent["top_k"], sent["repetition_penalty"], sent["stop"],
-            sent["seed"]) == (0.7, 0.9, 20, 1.2, ["\n"], 7)
+    assert (
+        sent["temperature"],
+        sent["top_p"],
+        sent["top_k"],
+        sent["repetition_penalty"],
+        sent["stop"],
+        sent["seed"],
+    ) == (0.7, 0.9, 20, 1.2, ["\n"], 7)
 
 
 def test_adapter_by_name_changes_the_output_and_unknown_adapter_is_a_400(lmi):
@@ -187,14 +205,14 @@ def test_adapter_from_sagemaker_header(lmi):
 
 
 def test_streaming_sends_token_lines_then_the_whole_text(lmi):
-    chunks = lmi.stream(_body({"inputs": "The quick brown fox", "parameters": {"max_new_tokens": 8},
-                               "stream": True}))
+    chunks = lmi.stream(_body({"inputs": "The quick brown fox", "parameters": {"max_new_tokens": 8}, "stream": True}))
     lines = [json.loads(line) for chunk in chunks for line in chunk["data"].splitlines() if line.strip()]
     assert chunks[-1]["last"].lower() == "true"
     tokens = [line["token"]["text"] for line in lines if "token" in line]
     assert len(tokens) > 1 and lines[-1]["generated_text"] == "".join(tokens)
-    unary = json.loads(envelope(lmi.invoke(_body({"inputs": "The quick brown fox",
-                                                   "parameters": {"max_new_tokens": 8}})))["data"])
+    unary = json.loads(
+        envelope(lmi.invoke(_body({"inputs": "The quick brown fox", "parameters": {"max_new_tokens": 8}})))["data"]
+    )
     assert lines[-1]["generated_text"] == unary[0]["generated_text"]
 
 
@@ -267,12 +285,19 @@ def djl_parser(tiny_model):
 
 
 def test_other_backends_get_a_text_input_and_per_request_errors_name_the_field(djl_parser):
-    parsed = djl_parser(_body({"inputs": "Hi", "parameters": {"max_new_tokens": 5, "stop": ["\n"], "seed": 3}}),
-                        b'{"inputs": "\\ud800"}', _body({"inputs": "Hi", "parameters": {"top_q": 1}}))
+    parsed = djl_parser(
+        _body({"inputs": "Hi", "parameters": {"max_new_tokens": 5, "stop": ["\n"], "seed": 3}}),
+        b'{"inputs": "\\ud800"}',
+        _body({"inputs": "Hi", "parameters": {"top_q": 1}}),
+    )
     (request,) = parsed.requests
     assert request.request_input.input_text == "Hi"
-    assert request.request_input.parameters == {"max_new_tokens": 5, "do_sample": False, "stop_sequences": ["\n"],
-                                                "seed": 3}
+    assert request.request_input.parameters == {
+        "max_new_tokens": 5,
+        "do_sample": False,
+        "stop_sequences": ["\n"],
+        "seed": 3,
+    }
     assert "Input Parsing failed" in parsed.errors[1] and "inputs: contains a lone surrogate" in parsed.errors[1]
     assert "parameters.top_q: unknown field" in parsed.errors[2]
 
@@ -293,7 +318,11 @@ def test_other_backends_output_formatter_builds_the_book_shape_from_djl_tokens()
             pieces.append(format_output(output))
         if stream:
             lines = [json.loads(line) for piece in pieces for line in piece.splitlines()]
-            assert lines == [{"token": {"text": "Hel"}}, {"token": {"text": "lo"}}, {"token": {"text": "!"}},
-                             {"generated_text": "Hello!"}]
+            assert lines == [
+                {"token": {"text": "Hel"}},
+                {"token": {"text": "lo"}},
+                {"token": {"text": "!"}},
+                {"generated_text": "Hello!"},
+            ]
         else:
             assert pieces[:2] == ["", ""] and json.loads(pieces[2]) == [{"generated_text": "Hello!"}]

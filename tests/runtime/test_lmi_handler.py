@@ -73,16 +73,20 @@ def test_bad_requests(handler, body, code, message):
 
 
 def test_serving_properties_match_the_endpoint_environment():
-    options = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8,
-                         rolling_batch="disable", entry_point=HANDLER_ENTRY_POINT)
+    options = LmiOptions(
+        tensor_parallel_degree=24,
+        n_positions=4096,
+        max_rolling_batch_size=8,
+        rolling_batch="disable",
+        entry_point=HANDLER_ENTRY_POINT,
+    )
     text = render_serving_properties(options, "ml.inf2.48xlarge", custom_handler=True)
     lines = text.splitlines()
     assert lines[0] == "engine=Python"
     assert f"option.entryPoint={HANDLER_ENTRY_POINT}" in lines
     from genai_cdk import instance_spec
 
-    rendered = {f"OPTION_{k.removeprefix('option.').upper()}": v
-                for k, v in (line.split("=", 1) for line in lines[1:])}
+    rendered = {f"OPTION_{k.removeprefix('option.').upper()}": v for k, v in (line.split("=", 1) for line in lines[1:])}
     assert rendered == options.to_environment(instance_spec("ml.inf2.48xlarge"))
 
 

@@ -38,8 +38,11 @@ print(json.dumps({"code": out.code, "content": out.content}))
 def test_custom_handler_loads_and_answers_on_the_image_libraries():
     stamp = TARGET / ".installed"
     if not stamp.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TARGET),
-                        *IMAGE_STACK], check=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TARGET), *IMAGE_STACK],
+            check=True,
+            timeout=600,
+        )
         stamp.write_text("\n".join(IMAGE_STACK))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TARGET), str(ROOT / "runtime"), str(ROOT / "constructs")])}
     process = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)

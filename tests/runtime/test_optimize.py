@@ -68,8 +68,18 @@ def test_int8_quantization_shrinks_the_model_and_stays_close(tiny_model, tmp_pat
 def test_gptq_without_gptqmodel_says_which_extra(tiny_model, tmp_path):
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(HELD_OUT_TEXT))
-    process = _genai("optimize", "quantize", "--model", tiny_model, "--out", tmp_path / "gptq", "--method", "gptq",
-                     "--calibration", calibration)
+    process = _genai(
+        "optimize",
+        "quantize",
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "gptq",
+        "--method",
+        "gptq",
+        "--calibration",
+        calibration,
+    )
     assert process.returncode == 2
     assert "gptqmodel is not installed" in process.stderr and "genai-cdk[gptq]" in process.stderr
     process = _genai("optimize", "quantize", "--model", tiny_model, "--out", tmp_path / "g2", "--method", "gptq")
@@ -113,8 +123,16 @@ def test_distill_moves_the_student_towards_the_teacher(tiny_model, tmp_path):
         kl = torch.nn.functional.kl_div(s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="none")
         return float((kl.sum(-1) * mask).sum() / mask.sum())
 
-    report = distill(tmp_path / "teacher", student_dir, dataset, tmp_path / "distilled", alpha=0.9, epochs=3,
-                     learning_rate=3e-3, progress=False)
+    report = distill(
+        tmp_path / "teacher",
+        student_dir,
+        dataset,
+        tmp_path / "distilled",
+        alpha=0.9,
+        epochs=3,
+        learning_rate=3e-3,
+        progress=False,
+    )
     assert report.steps == 12
     assert sum(report.losses[-3:]) < sum(report.losses[:3])
     before, after = kl_to_teacher(student_dir), kl_to_teacher(tmp_path / "distilled")
@@ -143,8 +161,11 @@ def s3(monkeypatch):
     import boto3
     from moto import mock_aws
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -156,8 +177,13 @@ def test_package_lays_out_uploads_and_skips_what_is_unchanged(tiny_model, tmp_pa
     from genai_cdk.lmi_options import LmiOptions
     from genai_runtime.optimize import package
 
-    folder = package.layout(tiny_model, tmp_path / "pkg", LmiOptions(rolling_batch="disable", max_model_len=256),
-                            "ml.g5.2xlarge", custom_handler=True)
+    folder = package.layout(
+        tiny_model,
+        tmp_path / "pkg",
+        LmiOptions(rolling_batch="disable", max_model_len=256),
+        "ml.g5.2xlarge",
+        custom_handler=True,
+    )
     properties = (folder / "serving.properties").read_text()
     assert "option.rolling_batch=disable" in properties and "option.entryPoint=genai_runtime" in properties
     assert not (folder / "model.py").exists()  # the custom handler replaces the engine: no formatters
@@ -188,11 +214,30 @@ def test_package_rejects_bad_input(tiny_model, tmp_path):
         package.layout(tiny_model, tmp_path / "p1", LmiOptions(tensor_parallel_degree=8), "ml.inf2.xlarge")
     with pytest.raises(UsageError, match="give s3://BUCKET/PREFIX/"):
         package.parse_s3_uri("models/tiny")
-    process = _genai("optimize", "package", "--model", tiny_model, "--out", tmp_path / "p2", "--instance-type",
-                     "ml.g5.2xlarge", "--dtype", "int3")
+    process = _genai(
+        "optimize",
+        "package",
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "p2",
+        "--instance-type",
+        "ml.g5.2xlarge",
+        "--dtype",
+        "int3",
+    )
     assert process.returncode == 2 and "dtype='int3' is invalid" in process.stderr
-    process = _genai("optimize", "package", "--model", tiny_model, "--out", tmp_path / "p3", "--instance-type",
-                     "ml.g5.2xlarge", "--custom-handler")
+    process = _genai(
+        "optimize",
+        "package",
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "p3",
+        "--instance-type",
+        "ml.g5.2xlarge",
+        "--custom-handler",
+    )
     assert process.returncode == 2 and "works only with rolling_batch='disable'" in process.stderr
     assert not (tmp_path / "p3").exists()
 
@@ -201,8 +246,14 @@ def _fake_compiled(folder, **overrides):
     from genai_runtime.optimize.compile import SETTINGS_FILE
 
     folder.mkdir()
-    settings = {"batch_size": 8, "sequence_length": 4096, "num_cores": 24, "auto_cast_type": "fp16",
-                "instance_type": "ml.inf2.48xlarge", **overrides}
+    settings = {
+        "batch_size": 8,
+        "sequence_length": 4096,
+        "num_cores": 24,
+        "auto_cast_type": "fp16",
+        "instance_type": "ml.inf2.48xlarge",
+        **overrides,
+    }
     (folder / SETTINGS_FILE).write_text(json.dumps(settings))
     (folder / "model.neff").write_bytes(b"neff")
     return folder
@@ -212,10 +263,15 @@ def test_package_puts_compiled_graphs_where_compiled_graph_path_points(tiny_mode
     from genai_cdk.lmi_options import LmiOptions
     from genai_runtime.optimize import package
 
-    options = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8,
-                         compiled_graph_path=package.COMPILED_GRAPH_PATH)
-    folder = package.layout(tiny_model, tmp_path / "pkg", options, "ml.inf2.48xlarge",
-                            compiled_dir=_fake_compiled(tmp_path / "graphs"))
+    options = LmiOptions(
+        tensor_parallel_degree=24,
+        n_positions=4096,
+        max_rolling_batch_size=8,
+        compiled_graph_path=package.COMPILED_GRAPH_PATH,
+    )
+    folder = package.layout(
+        tiny_model, tmp_path / "pkg", options, "ml.inf2.48xlarge", compiled_dir=_fake_compiled(tmp_path / "graphs")
+    )
     assert (folder / package.COMPILED_DIR / "model.neff").read_bytes() == b"neff"
     properties = (folder / "serving.properties").read_text()
     assert f"option.compiled_graph_path={package.COMPILED_GRAPH_PATH}" in properties
@@ -226,8 +282,11 @@ def test_package_puts_compiled_graphs_where_compiled_graph_path_points(tiny_mode
     ("options", "graphs", "message"),
     [
         ({"compiled_graph_path": "/opt/ml/model/compiled"}, None, "nothing puts graphs there"),
-        ({"compiled_graph_path": "/opt/ml/model/compiled", "max_rolling_batch_size": 32}, {},
-         "max_rolling_batch_size=32 but the graphs were compiled for 8"),
+        (
+            {"compiled_graph_path": "/opt/ml/model/compiled", "max_rolling_batch_size": 32},
+            {},
+            "max_rolling_batch_size=32 but the graphs were compiled for 8",
+        ),
         ({"compiled_graph_path": "/opt/ml/model/compiled", "n_positions": 2048}, {}, "n_positions=2048"),
         ({"compiled_graph_path": "/opt/ml/model/compiled"}, {"num_cores": 12}, "tensor_parallel_degree=24"),
         ({"compiled_graph_path": "/elsewhere"}, {}, "set compiled_graph_path to it"),
@@ -240,8 +299,9 @@ def test_package_refuses_graphs_that_do_not_match_the_endpoint(tiny_model, tmp_p
     base = {"tensor_parallel_degree": 24, "n_positions": 4096, "max_rolling_batch_size": 8}
     compiled = _fake_compiled(tmp_path / "graphs", **graphs) if graphs is not None else None
     with pytest.raises(UsageError, match=message):
-        package.layout(tiny_model, tmp_path / "pkg", LmiOptions(**{**base, **options}), "ml.inf2.48xlarge",
-                       compiled_dir=compiled)
+        package.layout(
+            tiny_model, tmp_path / "pkg", LmiOptions(**{**base, **options}), "ml.inf2.48xlarge", compiled_dir=compiled
+        )
     assert not (tmp_path / "pkg").exists()
 
 
@@ -251,5 +311,8 @@ def test_compile_defaults_come_from_the_endpoint_options():
 
     settings = CompileSettings.for_endpoint("ml.inf2.48xlarge")
     assert (settings.batch_size, settings.sequence_length, settings.num_cores) == (
-        LmiOptions().max_rolling_batch_size, 4096, 24)
+        LmiOptions().max_rolling_batch_size,
+        4096,
+        24,
+    )
     assert settings.mismatches(LmiOptions(n_positions=4096), "ml.inf2.48xlarge") == []

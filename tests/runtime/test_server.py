@@ -18,8 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-PROMPTS = ["Summarize the following conversation.", "#Person1#: Hi", "The quick brown fox", "Fine-tuning with LoRA",
-           "Dialogue: the manager asks"]
+PROMPTS = [
+    "Summarize the following conversation.",
+    "#Person1#: Hi",
+    "The quick brown fox",
+    "Fine-tuning with LoRA",
+    "Dialogue: the manager asks",
+]
 
 
 class RunningServer:
@@ -83,15 +88,18 @@ def test_streaming_sends_json_lines_as_tokens_are_generated(server):
     assert len(tokens) > 1
     assert lines[-1] == {"generated_text": "".join(tokens)}
     assert lines[-1]["generated_text"] == _invoke(server.url, body).json()[0]["generated_text"]
-    with httpx.stream("POST", f"{server.url}/invocations", json=body, timeout=60,
-                      headers={"Accept": "application/jsonlines"}) as response:
+    with httpx.stream(
+        "POST", f"{server.url}/invocations", json=body, timeout=60, headers={"Accept": "application/jsonlines"}
+    ) as response:
         assert sum(1 for line in response.iter_lines() if line) == len(lines)
 
 
 def test_adapter_per_request(server):
     body = {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": 8}}
-    texts = {name: _invoke(server.url, {**body, "adapter": name} if name else body).json()[0]["generated_text"]
-             for name in (None, "tenant-a", "tenant-b")}
+    texts = {
+        name: _invoke(server.url, {**body, "adapter": name} if name else body).json()[0]["generated_text"]
+        for name in (None, "tenant-a", "tenant-b")
+    }
     assert len(set(texts.values())) == 3
 
 
@@ -101,8 +109,9 @@ def test_ten_concurrent_clients_each_get_their_own_answer(server):
 
     def call(prompt):
         with httpx.Client(timeout=60) as client:  # ten separate clients
-            return client.post(f"{server.url}/invocations",
-                               json={"inputs": prompt, "parameters": {"max_new_tokens": 6}}).json()
+            return client.post(
+                f"{server.url}/invocations", json={"inputs": prompt, "parameters": {"max_new_tokens": 6}}
+            ).json()
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(call, prompts))
@@ -138,8 +147,10 @@ def test_shutdown_finishes_in_flight_requests_then_stops_the_engine(tiny_model):
     running = RunningServer(InferenceEngine(tiny_model))
     with ThreadPoolExecutor(max_workers=3) as pool:
         # One in flight, two queued behind it (other parameters: no batching): all finish within the grace.
-        pending = [pool.submit(_invoke, running.url, {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": n}})
-                   for n in (150, 20, 21)]
+        pending = [
+            pool.submit(_invoke, running.url, {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": n}})
+            for n in (150, 20, 21)
+        ]
         time.sleep(0.3)
         running.stop()
         assert [future.result().status_code for future in pending] == [200, 200, 200]
@@ -151,9 +162,13 @@ def test_genai_serve_command_serves_and_exits_cleanly_on_sigterm(tiny_model):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "genai_runtime.cli", "serve", "--model", str(tiny_model),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genai_runtime.cli", "serve", "--model", str(tiny_model), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -221,8 +236,10 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length_before_it_is_s
     declared = 256 << 20
     with _connect(server) as sock:
         # Only the headers and a few bytes of the announced 256 MB: a 413 can only come from the header.
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
-                     b"content-length: %d\r\n\r\n{\"inputs\": " % declared)
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
+            b'content-length: %d\r\n\r\n{"inputs": ' % declared
+        )
         status, error = _status_and_error(_read_until_closed(sock))
     assert status == 413
     assert f"body is {declared} bytes (content-length); the limit is {MAX_BODY_BYTES}" in error
@@ -233,8 +250,10 @@ def test_a_chunked_body_is_cut_off_as_soon_as_it_passes_the_limit(server):
 
     chunk = b" " * 65536
     with _connect(server) as sock:
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
         for _ in range(MAX_BODY_BYTES // len(chunk) + 1):  # just past the limit, and never the final chunk
             sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         status, error = _status_and_error(_read_until_closed(sock))
@@ -291,8 +310,12 @@ def test_a_keep_alive_connection_still_serves_requests_before_the_header_timeout
 def test_a_body_that_arrives_too_slowly_gets_408(strict_server, framing):
     with _connect(strict_server) as sock:
         start = b'{"inputs": '  # and nothing more
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n" + framing
-                     + b"\r\n" + (b"%x\r\n%s\r\n" % (len(start), start) if b"chunked" in framing else start))
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
+            + framing
+            + b"\r\n"
+            + (b"%x\r\n%s\r\n" % (len(start), start) if b"chunked" in framing else start)
+        )
         status, error = _status_and_error(_read_until_closed(sock))
     assert status == 408
     assert "the body did not arrive within 0.5 s" in error
@@ -311,8 +334,9 @@ def test_ping_answers_while_a_request_is_being_tokenized(server, monkeypatch, st
 
     monkeypatch.setattr(server.engine, "_job", slow_job)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_invoke, server.url, {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": 3},
-                                                     "stream": stream})
+        pending = pool.submit(
+            _invoke, server.url, {"inputs": PROMPTS[0], "parameters": {"max_new_tokens": 3}, "stream": stream}
+        )
         try:
             assert entered.wait(30), "the request never reached the engine"
             ping = httpx.get(f"{server.url}/ping", timeout=5)  # tokenization on the loop would block this
@@ -355,8 +379,9 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("body", "status", "message"), HOSTILE, ids=lambda value: None)
 def test_hostile_bodies_get_a_4xx_that_names_the_problem(server, body, status, message):
-    response = httpx.post(f"{server.url}/invocations", content=body, timeout=60,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/invocations", content=body, timeout=60, headers={"content-type": "application/json"}
+    )
     assert response.status_code == status
     assert message in response.json()["error"]
 
@@ -364,19 +389,44 @@ def test_hostile_bodies_get_a_4xx_that_names_the_problem(server, body, status, m
 def _json_ish():
     from hypothesis import strategies as st
 
-    keys = st.sampled_from(["inputs", "parameters", "adapter", "stream", "max_new_tokens", "temperature", "top_p",
-                            "top_k", "do_sample", "repetition_penalty", "stop", "seed"]) | st.text(max_size=8)
+    keys = st.sampled_from(
+        [
+            "inputs",
+            "parameters",
+            "adapter",
+            "stream",
+            "max_new_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "do_sample",
+            "repetition_penalty",
+            "stop",
+            "seed",
+        ]
+    ) | st.text(max_size=8)
     small = st.integers(-3, 12) | st.sampled_from([0, 2**31, 2**64, 4096, 10**30])  # generation stays short
-    leaves = (st.none() | st.booleans() | small | st.floats(allow_nan=True, allow_infinity=True)
-              | st.text(max_size=20) | st.sampled_from(["\ud800", "\udfff", "tenant-a", "x" * 300]))
-    values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
-                          max_leaves=12)
-    requests = st.fixed_dictionaries({"inputs": st.text(min_size=1, max_size=30) | values},
-                                     optional={"parameters": st.dictionaries(keys, values, max_size=4),
-                                               "adapter": values, "stream": values})
+    leaves = (
+        st.none()
+        | st.booleans()
+        | small
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=20)
+        | st.sampled_from(["\ud800", "\udfff", "tenant-a", "x" * 300])
+    )
+    values = st.recursive(
+        leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12
+    )
+    requests = st.fixed_dictionaries(
+        {"inputs": st.text(min_size=1, max_size=30) | values},
+        optional={"parameters": st.dictionaries(keys, values, max_size=4), "adapter": values, "stream": values},
+    )
     # ensure_ascii=False writes a lone surrogate as raw (invalid UTF-8) bytes, True as a \ud800 escape.
-    documents = st.builds(lambda value, escape: json.dumps(value, allow_nan=True, ensure_ascii=escape)
-                          .encode("utf-8", "surrogatepass"), requests | values, st.booleans())
+    documents = st.builds(
+        lambda value, escape: json.dumps(value, allow_nan=True, ensure_ascii=escape).encode("utf-8", "surrogatepass"),
+        requests | values,
+        st.booleans(),
+    )
 
     def mangle(data: bytes, cut: int, insert: bytes) -> bytes:  # truncate or splice in stray bytes
         cut %= len(data) + 1
@@ -481,7 +531,10 @@ def test_serve_defaults_are_the_servers(tiny_model):
 
     args = build_parser().parse_args(["serve", "--model", str(tiny_model)])
     assert (args.header_timeout, args.body_timeout, args.drain_timeout) == (
-        server.HEADER_TIMEOUT_S, server.BODY_TIMEOUT_S, server.DRAIN_TIMEOUT_S)
+        server.HEADER_TIMEOUT_S,
+        server.BODY_TIMEOUT_S,
+        server.DRAIN_TIMEOUT_S,
+    )
 
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "5", True])

@@ -31,20 +31,35 @@ def dialogues(tmp_path_factory) -> Path:
     for _ in range(40):
         a, b = rng.sample(NAMES, 2)
         thing = rng.choice(THINGS)
-        rows.append({"dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
-                     "summary": f"{b} tells {a} the {thing} is at noon."})
+        rows.append(
+            {
+                "dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
+                "summary": f"{b} tells {a} the {thing} is at noon.",
+            }
+        )
     path = tmp_path_factory.mktemp("data") / "dialogues.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def _config(tiny_model, dialogues, out, **overrides):
-    return load_config(overrides={"model": str(tiny_model), "data.train": str(dialogues), "output_dir": str(out),
-                                  "training.max_steps": 16, "training.logging_steps": 4, "training.save_steps": 8,
-                                  "training.learning_rate": 5e-3, "lora.r": 4, **overrides})
+    return load_config(
+        overrides={
+            "model": str(tiny_model),
+            "data.train": str(dialogues),
+            "output_dir": str(out),
+            "training.max_steps": 16,
+            "training.logging_steps": 4,
+            "training.save_steps": 8,
+            "training.learning_rate": 5e-3,
+            "lora.r": 4,
+            **overrides,
+        }
+    )
 
 
 # ---- data --------------------------------------------------------------------------------------
+
 
 def test_the_seven_flan_samsum_templates_render():
     assert len(SAMSUM) == 7
@@ -94,6 +109,7 @@ def test_multitask_mix_and_splits():
 
 # ---- configuration -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -115,8 +131,11 @@ def test_bad_config_names_the_key(tiny_model, dialogues, tmp_path, overrides, me
 def test_sagemaker_contract_overrides_the_file(tiny_model, dialogues, tmp_path):
     config_file = tmp_path / "sft.yaml"
     config_file.write_text(f"model: {tiny_model}\ndata: {{train: /nowhere.jsonl}}\noutput_dir: /tmp/x\n")
-    environ = {"SM_CHANNEL_TRAIN": str(dialogues.parent), "SM_MODEL_DIR": str(tmp_path / "model"),
-               "SM_HPS": json.dumps({"mode": "qlora", "training__max_steps": "7", "lora__r": 8})}
+    environ = {
+        "SM_CHANNEL_TRAIN": str(dialogues.parent),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_HPS": json.dumps({"mode": "qlora", "training__max_steps": "7", "lora__r": 8}),
+    }
     config = load_config(config_file, environ=environ)
     assert config.data.train == dialogues.parent and config.output_dir == tmp_path / "model"
     assert (config.mode, config.training.max_steps, config.lora.r) == ("qlora", 7, 8)
@@ -160,6 +179,7 @@ def test_lora_trainable_parameters_follow_the_formula():
 
 # ---- training ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["full", "lora", "qlora", "prompt_tuning"])
 def test_loss_goes_down_in_every_mode(tiny_model, dialogues, tmp_path, mode):
     from genai_runtime.train.sft import run_sft
@@ -179,8 +199,9 @@ def test_loss_goes_down_in_every_mode(tiny_model, dialogues, tmp_path, mode):
 def test_lora_adapter_saved_alone_and_merged_on_request(tiny_model, dialogues, tmp_path):
     from genai_runtime.train.sft import run_sft
 
-    result = run_sft(_config(tiny_model, dialogues, tmp_path, merge_adapter=True, **{"training.max_steps": 4}),
-                     progress=False)
+    result = run_sft(
+        _config(tiny_model, dialogues, tmp_path, merge_adapter=True, **{"training.max_steps": 4}), progress=False
+    )
     assert (Path(result.model_dir) / "adapter_model.safetensors").is_file()
     assert (Path(result.merged_dir) / "model.safetensors").is_file()
     assert not (Path(result.merged_dir) / "adapter_config.json").exists()
@@ -188,11 +209,18 @@ def test_lora_adapter_saved_alone_and_merged_on_request(tiny_model, dialogues, t
 
 def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_at_the_same_step(tiny_model, dialogues, tmp_path):
     config = tmp_path / "sft.json"
-    config.write_text(json.dumps({
-        "model": str(tiny_model), "data": {"train": str(dialogues)}, "output_dir": str(tmp_path / "out"),
-        "mode": "lora", "evaluate": False,
-        "training": {"max_steps": 80, "save_steps": 10, "logging_steps": 10, "save_total_limit": 2},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "model": str(tiny_model),
+                "data": {"train": str(dialogues)},
+                "output_dir": str(tmp_path / "out"),
+                "mode": "lora",
+                "evaluate": False,
+                "training": {"max_steps": 80, "save_steps": 10, "logging_steps": 10, "save_total_limit": 2},
+            }
+        )
+    )
     command = [sys.executable, "-m", "genai_runtime.cli", "train", "sft", "--config", str(config), "--no-eval"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "out" / "checkpoints"
@@ -220,8 +248,9 @@ def test_rouge_before_and_after_with_a_plot(tiny_model, dialogues, tmp_path):
     assert rouge(["dog"], ["the cat sat"])["rouge1"] == 0.0
     config = _config(tiny_model, dialogues, tmp_path, mode="full", **{"training.max_steps": 30})
     result = run_sft(config, progress=False)
-    report = evaluate_before_after(config.model, Path(result.model_dir), tmp_path / "test.jsonl", tmp_path,
-                                   result.losses)
+    report = evaluate_before_after(
+        config.model, Path(result.model_dir), tmp_path / "test.jsonl", tmp_path, result.losses
+    )
     assert report["examples"] == 4 and set(report["before"]) == {"rouge1", "rouge2", "rougeL"}
     assert report["after"]["rouge1"] > report["before"]["rouge1"]  # it learned the summary pattern
     assert json.loads((tmp_path / "eval.json").read_text()) == report
@@ -241,16 +270,44 @@ def test_evaluate_reads_a_training_jobs_model_tarball(tiny_model, dialogues, tmp
         for path in out.iterdir():
             if path.name != "checkpoints":
                 archive.add(path, arcname=path.name)
-    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "evaluate", "--base",
-                              str(tiny_model), "--trained", str(tarball.parent), "--out", str(tmp_path / "eval")],
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genai_runtime.cli",
+            "train",
+            "evaluate",
+            "--base",
+            str(tiny_model),
+            "--trained",
+            str(tarball.parent),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 0, process.stderr[-2000:]
     lines = dict(line.split("=", 1) for line in process.stdout.splitlines() if line.startswith("rouge"))
     assert set(lines) == {"rouge1", "rouge2", "rougeL"} and all(0 <= float(v) <= 1 for v in lines.values())
     assert (tmp_path / "eval" / "eval.json").is_file()
-    bad = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "evaluate", "--base", str(tiny_model),
-                          "--trained", str(tmp_path / "eval"), "--out", str(tmp_path / "e2")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genai_runtime.cli",
+            "train",
+            "evaluate",
+            "--base",
+            str(tiny_model),
+            "--trained",
+            str(tmp_path / "eval"),
+            "--out",
+            str(tmp_path / "e2"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "expected an sft output with model/ and test.jsonl" in bad.stderr
 
 
@@ -262,6 +319,7 @@ def test_neuron_trainer_outside_the_neuron_image_says_what_is_missing(tiny_model
 
 
 # ---- pipeline submission -------------------------------------------------------------------------
+
 
 def test_submit_starts_the_deployed_pipeline(monkeypatch):
     import boto3
@@ -276,17 +334,28 @@ def test_submit_starts_the_deployed_pipeline(monkeypatch):
         sfn = boto3.client("stepfunctions")
         iam = boto3.client("iam")
         role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        arn = sfn.create_state_machine(name="sft", definition=json.dumps(
-            {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}), roleArn=role)["stateMachineArn"]
+        arn = sfn.create_state_machine(
+            name="sft",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn=role,
+        )["stateMachineArn"]
         cfn = boto3.client("cloudformation")
-        cfn.create_stack(StackName="genai-dev-training", TemplateBody=json.dumps({
-            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-            "Outputs": {"FineTuningPipelineArn": {"Value": arn}}}))
+        cfn.create_stack(
+            StackName="genai-dev-training",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                    "Outputs": {"FineTuningPipelineArn": {"Value": arn}},
+                }
+            ),
+        )
         started = submit("dev", "s3://my-data/samsum/train.jsonl", hyperparameters={"lora__r": 16})
         execution = sfn.describe_execution(executionArn=started["executionArn"])
         assert execution["stateMachineArn"] == arn
-        assert json.loads(execution["input"]) == {"dataset": "s3://my-data/samsum/train.jsonl",
-                                                  "hyperparameters": {"lora__r": 16}}
+        assert json.loads(execution["input"]) == {
+            "dataset": "s3://my-data/samsum/train.jsonl",
+            "hyperparameters": {"lora__r": 16},
+        }
         with pytest.raises(UsageError, match="stack genai-prod-training not found"):
             submit("prod", "s3://my-data/x.jsonl")
         with pytest.raises(UsageError, match="give the S3 URI"):
@@ -299,8 +368,13 @@ def test_launch_builds_torchrun_from_the_sagemaker_environment():
     environ = {"SM_HOSTS": json.dumps(["algo-2", "algo-1"]), "SM_CURRENT_HOST": "algo-2", "SM_NUM_NEURONS": "32"}
     command = torchrun_command(["--set", "mode=lora"], environ)
     assert command[1:3] == ["-m", "torch.distributed.run"]
-    assert command[3:8] == ["--nnodes=2", "--node_rank=1", "--nproc_per_node=32", "--master_addr=algo-1",
-                            "--master_port=29500"]
+    assert command[3:8] == [
+        "--nnodes=2",
+        "--node_rank=1",
+        "--nproc_per_node=32",
+        "--master_addr=algo-1",
+        "--master_port=29500",
+    ]
     assert command[-6:] == ["-m", "genai_runtime.cli", "train", "sft", "--set", "mode=lora"]
     assert torchrun_command([], {"SM_NUM_GPUS": "8"})[3:6] == ["--nnodes=1", "--node_rank=0", "--nproc_per_node=8"]
     assert torchrun_command([], {})[5] == "--nproc_per_node=1"
@@ -310,11 +384,23 @@ def test_launch_builds_torchrun_from_the_sagemaker_environment():
 
 def test_launch_trains_under_torchrun(tiny_model, dialogues, tmp_path):
     config = tmp_path / "sft.json"
-    config.write_text(json.dumps({"model": str(tiny_model), "data": {"train": str(dialogues)},
-                                  "output_dir": str(tmp_path / "out"), "evaluate": False,
-                                  "training": {"max_steps": 3, "save_steps": 100}}))
-    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
-                             capture_output=True, text=True, timeout=600)
+    config.write_text(
+        json.dumps(
+            {
+                "model": str(tiny_model),
+                "data": {"train": str(dialogues)},
+                "output_dir": str(tmp_path / "out"),
+                "evaluate": False,
+                "training": {"max_steps": 3, "save_steps": 100},
+            }
+        )
+    )
+    process = subprocess.run(
+        [sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     assert "torch.distributed.run --nnodes=1 --node_rank=0 --nproc_per_node=1" in process.stdout
     assert json.loads((tmp_path / "out" / "train_metrics.json").read_text())["global_step"] == 3
@@ -328,17 +414,27 @@ def test_lean_trainer_loss_equals_trls_completion_only_loss(tiny_model, tmp_path
 
     from genai_runtime.train.sft import lean_sft_trainer
 
-    rows = [{"prompt": f"Summarize: #Person1# asks about item {n}. ", "completion": f"They discuss item {n}."}
-            for n in range(8)]
+    rows = [
+        {"prompt": f"Summarize: #Person1# asks about item {n}. ", "completion": f"They discuss item {n}."}
+        for n in range(8)
+    ]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     losses = []
     for trainer_class in (SFTTrainer, lean_sft_trainer()):
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-        args = SFTConfig(output_dir=str(tmp_path / trainer_class.__name__), per_device_train_batch_size=8,
-                         completion_only_loss=True, report_to="none", use_cpu=True, bf16=False, max_length=64)
-        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                processing_class=tokenizer)
+        args = SFTConfig(
+            output_dir=str(tmp_path / trainer_class.__name__),
+            per_device_train_batch_size=8,
+            completion_only_loss=True,
+            report_to="none",
+            use_cpu=True,
+            bf16=False,
+            max_length=64,
+        )
+        trainer = trainer_class(
+            model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
         batch = next(iter(trainer.get_train_dataloader()))
         completion_tokens = (batch["labels"] != -100).sum()
         assert 0 < completion_tokens < batch["attention_mask"].sum()  # the prompt is masked out
@@ -352,12 +448,25 @@ def test_lean_trainer_loss_equals_trls_completion_only_loss(tiny_model, tmp_path
 def test_launch_runs_ddp_over_two_processes(tiny_model, dialogues, tmp_path):
     """Two ranks on CPU (gloo): both train in step, only rank 0 writes the outputs."""
     config = tmp_path / "sft.json"
-    config.write_text(json.dumps({"model": str(tiny_model), "data": {"train": str(dialogues)},
-                                  "output_dir": str(tmp_path / "out"), "evaluate": False,
-                                  "training": {"max_steps": 4, "save_steps": 100, "batch_size": 2}}))
+    config.write_text(
+        json.dumps(
+            {
+                "model": str(tiny_model),
+                "data": {"train": str(dialogues)},
+                "output_dir": str(tmp_path / "out"),
+                "evaluate": False,
+                "training": {"max_steps": 4, "save_steps": 100, "batch_size": 2},
+            }
+        )
+    )
     environ = {**os.environ, "SM_NUM_GPUS": "2", "MASTER_PORT": "29517"}
-    process = subprocess.run([sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
-                             capture_output=True, text=True, timeout=600, env=environ)
+    process = subprocess.run(
+        [sys.executable, "-m", "genai_runtime.cli", "train", "launch", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environ,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     assert "--nproc_per_node=2" in process.stdout
     metrics = json.loads((tmp_path / "out" / "train_metrics.json").read_text())

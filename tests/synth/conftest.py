@@ -31,7 +31,5 @@ def synthesized(tmp_path_factory) -> SynthesizedApp:
     results = synth_all(available_environments(), root)
     failures = [f"env={r.environment}:\n{r.output}" for r in results if r.returncode != 0]
     assert not failures, "cdk synth failed (cdk-nag errors fail the synth):\n" + "\n".join(failures)
-    templates = {
-        (r.environment, name): path for r in results for name, path in stack_templates(r.outdir).items()
-    }
+    templates = {(r.environment, name): path for r in results for name, path in stack_templates(r.outdir).items()}
     return SynthesizedApp(root, templates)

@@ -17,9 +17,11 @@ ENVIRONMENTS = ["dev", "staging", "prod"]
 
 
 def test_every_environment_synthesizes_its_stacks(synthesized):
-    expected = {"dev": ("network", "inference", "training", "rag", "agents"),
-                "staging": ("network", "inference", "rag", "agents"),
-                "prod": ("network", "inference", "training", "rag", "agents")}
+    expected = {
+        "dev": ("network", "inference", "training", "rag", "agents"),
+        "staging": ("network", "inference", "rag", "agents"),
+        "prod": ("network", "inference", "training", "rag", "agents"),
+    }
     assert sorted(synthesized.templates) == sorted(
         (env, f"genai-{env}-{stack}") for env, stacks in expected.items() for stack in stacks
     )
@@ -64,28 +66,57 @@ def test_cdk_nag_is_attached_and_fails_the_synth_on_an_error(tmp_path):
 
 def test_prod_serves_an_ab_test_a_shadow_test_and_autoscales(synthesized):
     template = synthesized.template("prod", "inference")
-    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
-        "ProductionVariants": [
-            Match.object_like({"VariantName": "A", "InitialVariantWeight": 90, "InitialInstanceCount": 9,
-                               "InstanceType": "ml.inf2.48xlarge"}),
-            Match.object_like({"VariantName": "B", "InitialVariantWeight": 10, "InitialInstanceCount": 1}),
-        ],
-    })
-    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
-        "ProductionVariants": [Match.object_like({"VariantName": "current"})],
-        "ShadowProductionVariants": [Match.object_like({"VariantName": "candidate"})],
-        "DataCaptureConfig": Match.object_like({"EnableCapture": True, "InitialSamplingPercentage": 100}),
-    })
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like(
+                    {
+                        "VariantName": "A",
+                        "InitialVariantWeight": 90,
+                        "InitialInstanceCount": 9,
+                        "InstanceType": "ml.inf2.48xlarge",
+                    }
+                ),
+                Match.object_like({"VariantName": "B", "InitialVariantWeight": 10, "InitialInstanceCount": 1}),
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [Match.object_like({"VariantName": "current"})],
+            "ShadowProductionVariants": [Match.object_like({"VariantName": "candidate"})],
+            "DataCaptureConfig": Match.object_like({"EnableCapture": True, "InitialSamplingPercentage": 100}),
+        },
+    )
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 2)
-    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
-        "MinCapacity": 1, "MaxCapacity": 20, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-    })
-    template.has_resource_properties("AWS::SageMaker::Endpoint", {
-        "DeploymentConfig": Match.object_like({"BlueGreenUpdatePolicy": Match.object_like({
-            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 600,
-                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
-        })}),
-    })
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "MinCapacity": 1,
+            "MaxCapacity": 20,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "DeploymentConfig": Match.object_like(
+                {
+                    "BlueGreenUpdatePolicy": Match.object_like(
+                        {
+                            "TrafficRoutingConfiguration": {
+                                "Type": "CANARY",
+                                "WaitIntervalInSeconds": 600,
+                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                            },
+                        }
+                    )
+                }
+            ),
+        },
+    )
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email"})
 
 
@@ -93,22 +124,52 @@ def test_dev_is_one_gpu_variant_without_autoscaling(synthesized):
     template = synthesized.template("dev", "inference")
     template.resource_count_is("AWS::SageMaker::Endpoint", 1)
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
-    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
-        "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.2xlarge", "VariantName": "AllTraffic"})],
-    })
-    template.has_resource_properties("AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({
-        "Environment": Match.object_like({"OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
-                                          "OPTION_ASYNC_MODE": "true", "OPTION_MAX_MODEL_LEN": "4096"}),
-        "Image": Match.object_like({"Fn::Join": ["", Match.array_with([
-            Match.string_like_regexp(r"/djl-inference:0\.36\.0-lmi27")])]}),
-    })})
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.2xlarge", "VariantName": "AllTraffic"})],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": Match.object_like(
+                {
+                    "Environment": Match.object_like(
+                        {
+                            "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
+                            "OPTION_ASYNC_MODE": "true",
+                            "OPTION_MAX_MODEL_LEN": "4096",
+                        }
+                    ),
+                    "Image": Match.object_like(
+                        {
+                            "Fn::Join": [
+                                "",
+                                Match.array_with([Match.string_like_regexp(r"/djl-inference:0\.36\.0-lmi27")]),
+                            ]
+                        }
+                    ),
+                }
+            )
+        },
+    )
 
 
 def test_staging_uses_the_neuronx_image_and_twelve_neuron_cores(synthesized):
     template = synthesized.template("staging", "inference")
-    template.has_resource_properties("AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({
-        "Environment": Match.object_like({"OPTION_TENSOR_PARALLEL_DEGREE": "12", "OPTION_N_POSITIONS": "4096"}),
-    })})
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": Match.object_like(
+                {
+                    "Environment": Match.object_like(
+                        {"OPTION_TENSOR_PARALLEL_DEGREE": "12", "OPTION_N_POSITIONS": "4096"}
+                    ),
+                }
+            )
+        },
+    )
 
 
 def test_network_has_private_subnets_flow_logs_and_an_s3_endpoint(synthesized):
@@ -128,8 +189,12 @@ def test_prod_stacks_have_termination_protection(synthesized):
 
 
 def test_cli_rejects_an_unknown_environment_with_the_known_ones():
-    process = subprocess.run([str(CDK_CLI), "synth", "-c", "env=qa", "--quiet", "-o", "/tmp/genai-cdk-badenv"],
-                             cwd=ROOT, capture_output=True, text=True)
+    process = subprocess.run(
+        [str(CDK_CLI), "synth", "-c", "env=qa", "--quiet", "-o", "/tmp/genai-cdk-badenv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode != 0
     assert "env='qa' has no config file" in process.stderr
     assert "['dev', 'prod', 'staging']" in process.stderr

@@ -22,6 +22,12 @@ def test_lmi_endpoint_composes_in_a_users_own_app(tmp_path):
 
     template = json.loads((tmp_path / assembly.get_stack_by_name("MyLlmStack").template_file).read_text())
     types = {r["Type"] for r in template["Resources"].values()}
-    assert {"AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint",
-            "AWS::KMS::Key", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm"} <= types
+    assert {
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::KMS::Key",
+        "AWS::SNS::Topic",
+        "AWS::CloudWatch::Alarm",
+    } <= types
     assert endpoint.endpoint_name.startswith("MyLlmStack-Llm")

@@ -16,22 +16,35 @@ IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/genai-train:1.0"
 
 def _stack():
     stack = Stack(App(), "Pipeline", env=Environment(account="123456789012", region="us-east-1"))
-    return stack, s3.Bucket.from_bucket_name(stack, "Models", "my-models"), s3.Bucket.from_bucket_name(
-        stack, "Data", "my-data")
+    return (
+        stack,
+        s3.Bucket.from_bucket_name(stack, "Models", "my-models"),
+        s3.Bucket.from_bucket_name(stack, "Data", "my-data"),
+    )
 
 
 @pytest.fixture(scope="module")
 def built():
     stack, models, data = _stack()
-    pipeline = FineTuningPipeline(stack, "Sft", training_image=IMAGE, base_model_bucket=models,
-                                  base_model_prefix="llama2-7b/", data_bucket=data,
-                                  hyperparameters={"mode": "lora", "lora__r": "16"},
-                                  quality_gate=QualityGate("rougeL", 0.25),
-                                  training=TrainingJobSettings("ml.trn1.32xlarge", 2))
+    pipeline = FineTuningPipeline(
+        stack,
+        "Sft",
+        training_image=IMAGE,
+        base_model_bucket=models,
+        base_model_prefix="llama2-7b/",
+        data_bucket=data,
+        hyperparameters={"mode": "lora", "lora__r": "16"},
+        quality_gate=QualityGate("rougeL", 0.25),
+        training=TrainingJobSettings("ml.trn1.32xlarge", 2),
+    )
     template = Template.from_stack(stack)
     machine = next(iter(template.find_resources("AWS::StepFunctions::StateMachine").values()))
-    definition = json.loads("".join(
-        part if isinstance(part, str) else "ARN" for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]))
+    definition = json.loads(
+        "".join(
+            part if isinstance(part, str) else "ARN"
+            for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+        )
+    )
     return pipeline, template, definition
 
 
@@ -41,8 +54,11 @@ def test_train_evaluate_gate_register(built):
     assert definition["StartAt"] == "Train"
     assert states["Train"]["Next"] == "Evaluate" and states["Evaluate"]["Next"] == "QualityGate"
     gate = states["QualityGate"]
-    assert gate["Choices"][0] == {"Variable": "$.evaluation.Score[0]", "NumericGreaterThanEquals": 0.25,
-                                  "Next": "Register"}
+    assert gate["Choices"][0] == {
+        "Variable": "$.evaluation.Score[0]",
+        "NumericGreaterThanEquals": 0.25,
+        "Next": "Register",
+    }
     assert gate["Default"] == "BelowQualityGate" and states["BelowQualityGate"]["Type"] == "Fail"
     assert states["Register"]["Next"] == "Registered"
 
@@ -80,8 +96,9 @@ def test_registration_carries_lineage_metadata(built):
     assert metadata["base_model"] == "s3://my-models/llama2-7b/"
     assert metadata["dataset.$"] == "$.dataset" and "rougeL.$" in metadata and "training_job.$" in metadata
     assert metadata["artifacts.$"] == "$.train.ModelArtifacts"
-    template.has_resource_properties("AWS::SageMaker::ModelPackageGroup", {
-        "ModelPackageGroupName": register["ModelPackageGroupName"]})
+    template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": register["ModelPackageGroupName"]}
+    )
 
 
 def test_failures_notify_and_raise_an_alarm(built):
@@ -90,20 +107,30 @@ def test_failures_notify_and_raise_an_alarm(built):
     for name in ("Train", "Evaluate", "Register"):
         assert states[name]["Catch"][0]["Next"] == "NotifyFailure"
     assert states["NotifyFailure"]["Next"] == "Failed"
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "MetricName": "ExecutionsFailed", "Namespace": "AWS/States", "Threshold": 1,
-        "AlarmActions": [Match.any_value()]})
-    template.has_resource_properties("AWS::StepFunctions::StateMachine", {
-        "TracingConfiguration": {"Enabled": True},
-        "LoggingConfiguration": Match.object_like({"Level": "ALL"})})
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ExecutionsFailed",
+            "Namespace": "AWS/States",
+            "Threshold": 1,
+            "AlarmActions": [Match.any_value()],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {"TracingConfiguration": {"Enabled": True}, "LoggingConfiguration": Match.object_like({"Level": "ALL"})},
+    )
 
 
 def test_iam_is_scoped(built):
     _, template, _ = built
     for role in template.find_resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
-    statements = [s for p in template.find_resources("AWS::IAM::Policy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     create = next(s for s in statements if "sagemaker:CreateTrainingJob" in s["Action"])
     resources = [r["Fn::Join"][1][-1] for r in create["Resource"]]
     assert [r.rsplit(":", 1)[1] for r in resources] == ["training-job/sft-*", "training-job/eval-*"]
@@ -122,8 +149,13 @@ def test_iam_is_scoped(built):
 )
 def test_bad_props(kwargs, message):
     stack, models, data = _stack()
-    props = {"training_image": IMAGE, "base_model_bucket": models, "base_model_prefix": "llama", "data_bucket": data,
-             **kwargs}
+    props = {
+        "training_image": IMAGE,
+        "base_model_bucket": models,
+        "base_model_prefix": "llama",
+        "data_bucket": data,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         FineTuningPipeline(stack, "Sft", **props)
 
@@ -134,8 +166,10 @@ def test_bad_props(kwargs, message):
         (lambda: QualityGate("bleu"), "quality_gate.metric='bleu' is invalid"),
         (lambda: QualityGate(threshold=1.5), "quality_gate.threshold=1.5"),
         (lambda: TrainingJobSettings("ml.inf2.xlarge"), "training.instance_type='ml.inf2.xlarge'"),
-        (lambda: TrainingJobSettings(max_runtime=Duration.hours(10), max_wait=Duration.hours(5)),
-         "managed spot needs max_wait >= max_runtime"),
+        (
+            lambda: TrainingJobSettings(max_runtime=Duration.hours(10), max_wait=Duration.hours(5)),
+            "managed spot needs max_wait >= max_runtime",
+        ),
         (lambda: TrainingJobSettings(instance_count=0), "training.instance_count=0"),
     ],
 )

@@ -39,15 +39,20 @@ def _book_ab_test(stack):
     bucket = _bucket(stack)
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
     endpoint = LmiEndpoint(
-        stack, "Llm",
+        stack,
+        "Llm",
         model=ModelArtifact.from_s3_prefix(bucket, "llama2-7b-neuron/"),
         instance_type="ml.inf2.48xlarge",
         options=LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8),
-        variants=[Variant("A", weight=90, instance_count=9),
-                  Variant("B", weight=10, instance_count=1,
-                          model=ModelArtifact.from_s3_prefix(bucket, "llama2-7b-neuron-v2/"))],
-        autoscaling=Autoscaling(min_capacity=1, max_capacity=20, target_invocations_per_instance=1000,
-                                step_scaling=StepScaling()),
+        variants=[
+            Variant("A", weight=90, instance_count=9),
+            Variant(
+                "B", weight=10, instance_count=1, model=ModelArtifact.from_s3_prefix(bucket, "llama2-7b-neuron-v2/")
+            ),
+        ],
+        autoscaling=Autoscaling(
+            min_capacity=1, max_capacity=20, target_invocations_per_instance=1000, step_scaling=StepScaling()
+        ),
         rollout=Rollout.canary(percent=10, wait=Duration.minutes(10)),
         vpc=vpc,
         network_isolation=True,
@@ -60,7 +65,8 @@ def _book_ab_test(stack):
 def _shadow(stack):
     bucket = _bucket(stack)
     return LmiEndpoint(
-        stack, "Llm",
+        stack,
+        "Llm",
         model=ModelArtifact.from_s3_object(bucket, "llama/model.tar.gz"),
         instance_type="ml.g5.12xlarge",
         options=LmiOptions(rolling_batch="vllm", max_model_len=4096, model_loading_timeout=1200),
@@ -72,9 +78,14 @@ def _shadow(stack):
 
 
 def _asset(stack, folder):
-    return LmiEndpoint(stack, "Llm", model=ModelArtifact.from_asset(folder), instance_type="ml.inf2.xlarge",
-                       image=LmiImage.from_image_uri("111122223333.dkr.ecr.us-east-1.amazonaws.com/my-lmi:1.0"),
-                       data_capture=DataCapture(sampling_percentage=20, capture_responses=False))
+    return LmiEndpoint(
+        stack,
+        "Llm",
+        model=ModelArtifact.from_asset(folder),
+        instance_type="ml.inf2.xlarge",
+        image=LmiImage.from_image_uri("111122223333.dkr.ecr.us-east-1.amazonaws.com/my-lmi:1.0"),
+        data_capture=DataCapture(sampling_percentage=20, capture_responses=False),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +100,12 @@ def model_folder(tmp_path_factory):
 def built(model_folder):
     app = App()
     built = {}
-    for name, build in [("minimal", _minimal), ("ab", _book_ab_test), ("shadow", _shadow),
-                        ("asset", lambda s: _asset(s, model_folder))]:
+    for name, build in [
+        ("minimal", _minimal),
+        ("ab", _book_ab_test),
+        ("shadow", _shadow),
+        ("asset", lambda s: _asset(s, model_folder)),
+    ]:
         stack = Stack(app, name, env=ENV)
         built[name] = (build(stack), stack)
     agnostic = Stack(app, "agnostic")
@@ -111,10 +126,12 @@ def _only(template: Template, resource_type: str) -> dict:
 
 # ---- model artifacts and image ------------------------------------------------------------------
 
+
 def test_s3_prefix_is_an_uncompressed_model_data_source(templates):
     container = _only(templates["minimal"], "AWS::SageMaker::Model")["PrimaryContainer"]
-    assert container["ModelDataSource"] == {"S3DataSource": {
-        "S3Uri": "s3://my-models/llama2-7b/", "S3DataType": "S3Prefix", "CompressionType": "None"}}
+    assert container["ModelDataSource"] == {
+        "S3DataSource": {"S3Uri": "s3://my-models/llama2-7b/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    }
     assert "ModelDataUrl" not in container
 
 
@@ -149,11 +166,15 @@ def test_image_flavor_follows_the_instance_type(templates):
 
 
 def test_own_image_uri_gets_a_pull_grant_on_its_repository(templates):
-    statements = [s for p in templates["asset"].find_resources("AWS::IAM::Policy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in templates["asset"].find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
-    assert pull["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
-                                                  ":ecr:us-east-1:111122223333:repository/my-lmi"]]}
+    assert pull["Resource"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":ecr:us-east-1:111122223333:repository/my-lmi"]]
+    }
 
 
 def test_region_agnostic_stack_maps_the_dlc_account_per_region(templates):
@@ -176,13 +197,17 @@ def test_options_become_option_environment_variables(templates):
 
 # ---- variants, shadow, capture ------------------------------------------------------------------
 
+
 def test_ab_variants_split_traffic_90_10_over_9_plus_1_instances(templates):
     variants = _only(templates["ab"], "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
     assert [(v["VariantName"], v["InitialVariantWeight"], v["InitialInstanceCount"]) for v in variants] == [
-        ("A", 90, 9), ("B", 10, 1)]
+        ("A", 90, 9),
+        ("B", 10, 1),
+    ]
     models = templates["ab"].find_resources("AWS::SageMaker::Model")
-    sources = sorted(m["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"]
-                     for m in models.values())
+    sources = sorted(
+        m["Properties"]["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"] for m in models.values()
+    )
     assert sources == ["s3://my-models/llama2-7b-neuron-v2/", "s3://my-models/llama2-7b-neuron/"]
 
 
@@ -195,13 +220,27 @@ def test_shadow_variant_with_data_capture_to_an_encrypted_bucket(templates):
     assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 100
     assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
     assert "KmsKeyId" in capture
-    template.has_resource_properties("AWS::S3::Bucket", {
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [Match.object_like({
-            "ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})]},
-        "LoggingConfiguration": Match.object_like({"DestinationBucketName": Match.any_value()}),
-    })
-    template.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": Match.array_with([
-        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like({"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})
+                ]
+            },
+            "LoggingConfiguration": Match.object_like({"DestinationBucketName": Match.any_value()}),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
 
 
 def test_capture_without_shadow_when_asked(templates):
@@ -223,29 +262,41 @@ def test_startup_health_check_covers_model_loading(templates):
 
 # ---- autoscaling, rollout, alarms ---------------------------------------------------------------
 
+
 def test_autoscaling_tracks_invocations_per_instance_for_each_variant(templates, built):
     template = templates["ab"]
     endpoint = built["ab"][0]
     targets = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
     assert sorted(t["Properties"]["ResourceId"] for t in targets.values()) == [
-        f"endpoint/{endpoint.endpoint_name}/variant/A", f"endpoint/{endpoint.endpoint_name}/variant/B"]
+        f"endpoint/{endpoint.endpoint_name}/variant/A",
+        f"endpoint/{endpoint.endpoint_name}/variant/B",
+    ]
     for target in targets.values():
         assert target["Properties"]["MinCapacity"] == 1 and target["Properties"]["MaxCapacity"] == 20
         assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in str(target["Properties"]["RoleARN"])
-    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
-        "PolicyType": "TargetTrackingScaling",
-        "TargetTrackingScalingPolicyConfiguration": {
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-            "TargetValue": 1000, "ScaleInCooldown": 300, "ScaleOutCooldown": 60},
-    })
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "TargetValue": 1000,
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
+            },
+        },
+    )
 
 
 def test_step_scaling_adds_10_above_1000_and_50_above_2000(templates):
-    policies = templates["ab"].find_resources("AWS::ApplicationAutoScaling::ScalingPolicy", {
-        "Properties": {"PolicyType": "StepScaling"}})
+    policies = templates["ab"].find_resources(
+        "AWS::ApplicationAutoScaling::ScalingPolicy", {"Properties": {"PolicyType": "StepScaling"}}
+    )
     steps = [p["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"] for p in policies.values()]
-    assert [{"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 1000, "ScalingAdjustment": 10},
-            {"MetricIntervalLowerBound": 1000, "ScalingAdjustment": 50}] in steps
+    assert [
+        {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 1000, "ScalingAdjustment": 10},
+        {"MetricIntervalLowerBound": 1000, "ScalingAdjustment": 50},
+    ] in steps
     alarms = templates["ab"].find_resources("AWS::CloudWatch::Alarm", {"Properties": {"Threshold": 1000}})
     assert len(alarms) == 2  # the scale-out alarm of each variant's step policy
 
@@ -254,7 +305,10 @@ def test_canary_rollout_rolls_back_on_the_endpoints_own_alarms(templates):
     endpoint = _only(templates["ab"], "AWS::SageMaker::Endpoint")
     deployment = endpoint["DeploymentConfig"]
     assert deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "WaitIntervalInSeconds": 600, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 600,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+    }
     rollback = [a["AlarmName"]["Ref"] for a in deployment["AutoRollbackConfiguration"]["Alarms"]]
     alarms = templates["ab"].find_resources("AWS::CloudWatch::Alarm")
     metrics = sorted(alarms[name]["Properties"]["MetricName"] for name in rollback)
@@ -262,8 +316,9 @@ def test_canary_rollout_rolls_back_on_the_endpoints_own_alarms(templates):
 
 
 def test_default_rollout_is_blue_green_all_at_once(templates):
-    routing = _only(templates["minimal"], "AWS::SageMaker::Endpoint")["DeploymentConfig"][
-        "BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    routing = _only(templates["minimal"], "AWS::SageMaker::Endpoint")["DeploymentConfig"]["BlueGreenUpdatePolicy"][
+        "TrafficRoutingConfiguration"
+    ]
     assert routing == {"Type": "ALL_AT_ONCE"}
 
 
@@ -277,7 +332,8 @@ def test_five_alarms_per_variant_with_microsecond_latency_thresholds(templates, 
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     by_metric = {a["Properties"]["MetricName"]: a["Properties"] for a in alarms.values()}
     assert sorted(by_metric) == sorted(
-        ["ModelLatency", "OverheadLatency", "Invocation5XXErrors", "Invocation4XXErrors", "ModelSetupTime"])
+        ["ModelLatency", "OverheadLatency", "Invocation5XXErrors", "Invocation4XXErrors", "ModelSetupTime"]
+    )
     assert by_metric["ModelLatency"]["Threshold"] == 30_000_000
     assert by_metric["ModelLatency"]["ExtendedStatistic"] == "p99"
     assert by_metric["OverheadLatency"]["Threshold"] == 500_000
@@ -290,13 +346,15 @@ def test_five_alarms_per_variant_with_microsecond_latency_thresholds(templates, 
 
 
 def test_an_alarm_can_be_turned_off(templates):
-    metrics = {a["Properties"]["MetricName"] for a in templates["shadow"].find_resources(
-        "AWS::CloudWatch::Alarm").values()}
+    metrics = {
+        a["Properties"]["MetricName"] for a in templates["shadow"].find_resources("AWS::CloudWatch::Alarm").values()
+    }
     assert "Invocation4XXErrors" not in metrics and "ModelSetupTime" not in metrics
     assert "ModelLatency" in metrics
 
 
 # ---- security ------------------------------------------------------------------------------------
+
 
 def test_execution_role_is_least_privilege(templates):
     for name, template in templates.items():
@@ -310,8 +368,11 @@ def test_execution_role_is_least_privilege(templates):
 
 
 def test_model_read_is_scoped_to_its_prefix(templates):
-    statements = [s for p in templates["minimal"].find_resources("AWS::IAM::Policy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in templates["minimal"].find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     get = next(s for s in statements if s["Action"] == "s3:GetObject")
     assert get["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::my-models/llama2-7b/*"]]}
     listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
@@ -329,9 +390,12 @@ def test_vpc_and_network_isolation(templates):
         props = model["Properties"]
         assert props["EnableNetworkIsolation"] is True
         assert len(props["VpcConfig"]["Subnets"]) == 2
-    templates["ab"].has_resource_properties("AWS::EC2::SecurityGroup", {
-        "SecurityGroupEgress": Match.array_with([Match.object_like({"IpProtocol": "tcp", "FromPort": 443})]),
-    })
+    templates["ab"].has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "SecurityGroupEgress": Match.array_with([Match.object_like({"IpProtocol": "tcp", "FromPort": 443})]),
+        },
+    )
     group = _only(templates["ab"], "AWS::EC2::SecurityGroup")
     assert all(rule["FromPort"] == 443 for rule in group["SecurityGroupEgress"])
     assert "SecurityGroupIngress" not in group
@@ -340,17 +404,35 @@ def test_vpc_and_network_isolation(templates):
 
 def test_grant_invoke_scopes_to_the_endpoint_arn(templates, built):
     endpoint = built["ab"][0]
-    templates["ab"].has_resource_properties("AWS::IAM::Policy", {
-        "Roles": [Match.object_like({"Ref": Match.string_like_regexp("^Caller")})],
-        "PolicyDocument": {"Statement": [Match.object_like({
-            "Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
-                                           f":sagemaker:us-east-1:123456789012:endpoint/{endpoint.endpoint_name.lower()}"]]},
-        })]},
-    })
+    templates["ab"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [Match.object_like({"Ref": Match.string_like_regexp("^Caller")})],
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                            "Resource": {
+                                "Fn::Join": [
+                                    "",
+                                    [
+                                        "arn:",
+                                        {"Ref": "AWS::Partition"},
+                                        f":sagemaker:us-east-1:123456789012:endpoint/{endpoint.endpoint_name.lower()}",
+                                    ],
+                                ]
+                            },
+                        }
+                    )
+                ]
+            },
+        },
+    )
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
 
 def test_metric_helpers_and_dashboard_widgets(built):
     endpoint, stack = built["ab"]

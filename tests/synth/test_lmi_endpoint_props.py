@@ -23,44 +23,59 @@ def model(stack):
 CASES = {
     "tp_too_large_for_inf2_xlarge": (
         dict(instance_type="ml.inf2.xlarge", options=LmiOptions(tensor_parallel_degree=4)),
-        r"options.tensor_parallel_degree=4 is invalid: ml.inf2.xlarge has 2 NeuronCores; use at most 2"),
+        r"options.tensor_parallel_degree=4 is invalid: ml.inf2.xlarge has 2 NeuronCores; use at most 2",
+    ),
     "tp_too_large_for_a_variant": (
-        dict(instance_type="ml.inf2.48xlarge", options=LmiOptions(tensor_parallel_degree=24),
-             variants=[Variant("A"), Variant("B", instance_type="ml.inf2.24xlarge")]),
-        r"options.tensor_parallel_degree=24 .*ml.inf2.24xlarge has 12 NeuronCores"),
+        dict(
+            instance_type="ml.inf2.48xlarge",
+            options=LmiOptions(tensor_parallel_degree=24),
+            variants=[Variant("A"), Variant("B", instance_type="ml.inf2.24xlarge")],
+        ),
+        r"options.tensor_parallel_degree=24 .*ml.inf2.24xlarge has 12 NeuronCores",
+    ),
     "unknown_instance_type": (dict(instance_type="ml.m5.large"), r"instance_type='ml.m5.large' is invalid"),
     "unknown_variant_instance_type": (
         dict(variants=[Variant("A", instance_type="ml.inf9.xlarge")]),
-        r"variant\[A\].instance_type='ml.inf9.xlarge' is invalid"),
+        r"variant\[A\].instance_type='ml.inf9.xlarge' is invalid",
+    ),
     "neuron_image_on_gpu": (
         dict(instance_type="ml.g5.2xlarge", image=LmiImage.dlc("neuronx")),
-        r"image=\"LmiImage.dlc\('neuronx'\)\" is invalid: ml.g5.2xlarge needs the 'lmi' flavor"),
+        r"image=\"LmiImage.dlc\('neuronx'\)\" is invalid: ml.g5.2xlarge needs the 'lmi' flavor",
+    ),
     "neuron_option_on_gpu": (
         dict(instance_type="ml.g5.2xlarge", options=LmiOptions(n_positions=2048)),
-        r"options.n_positions=2048 is invalid: is a Neuron option"),
+        r"options.n_positions=2048 is invalid: is a Neuron option",
+    ),
     "no_variants": (dict(variants=[]), r"variants=\[\] is invalid: give at least one Variant"),
     "duplicate_variant_names": (dict(variants=[Variant("A"), Variant("A")]), r"\['A'\] repeat"),
     "all_weights_zero": (
         dict(variants=[Variant("A", weight=0), Variant("B", weight=0)]),
-        r"variants=\[0, 0\] is invalid: at least one production variant needs a weight above zero"),
+        r"variants=\[0, 0\] is invalid: at least one production variant needs a weight above zero",
+    ),
     "not_a_variant": (dict(variants=[{"name": "A"}]), r"every item must be a Variant"),
     "shadow_with_two_production_variants": (
         dict(variants=[Variant("A"), Variant("B")], shadow=Variant("S")),
-        r"shadow='S' is invalid: SageMaker mirrors traffic from exactly one production variant, but 2"),
+        r"shadow='S' is invalid: SageMaker mirrors traffic from exactly one production variant, but 2",
+    ),
     "shadow_named_like_production": (dict(shadow=Variant("AllTraffic")), r"shadow.name='AllTraffic'"),
     "shadow_with_zero_weight": (dict(shadow=Variant("S", weight=0)), r"shadow.weight=0"),
     "instance_count_outside_autoscaling_bounds": (
         dict(variants=[Variant("A", instance_count=9)], autoscaling=Autoscaling(min_capacity=1, max_capacity=4)),
-        r"variant\[A\].instance_count=9 is invalid: must lie within autoscaling min_capacity..max_capacity \(1..4\)"),
+        r"variant\[A\].instance_count=9 is invalid: must lie within autoscaling min_capacity..max_capacity \(1..4\)",
+    ),
     "rolling_with_two_variants": (
         dict(variants=[Variant("A"), Variant("B")], rollout=Rollout.rolling()),
-        r"rollout='Rollout.rolling\(...\)' is invalid: SageMaker does not roll multi-variant endpoints"),
+        r"rollout='Rollout.rolling\(...\)' is invalid: SageMaker does not roll multi-variant endpoints",
+    ),
     "startup_shorter_than_model_loading": (
         dict(options=LmiOptions(model_loading_timeout=1800), container_startup_timeout=Duration.minutes(10)),
-        r"container_startup_timeout='600s' is invalid: must cover options.model_loading_timeout \(1800s\)"),
+        r"container_startup_timeout='600s' is invalid: must cover options.model_loading_timeout \(1800s\)",
+    ),
     "startup_too_long": (dict(container_startup_timeout=Duration.hours(2)), r"'7200s' is invalid: .*60-3600"),
-    "volume_on_nvme_instance": (dict(instance_type="ml.g5.2xlarge", volume_size_gb=100),
-                                r"volume_size_gb=100 is invalid: ml.g5.2xlarge use local NVMe"),
+    "volume_on_nvme_instance": (
+        dict(instance_type="ml.g5.2xlarge", volume_size_gb=100),
+        r"volume_size_gb=100 is invalid: ml.g5.2xlarge use local NVMe",
+    ),
     "subnets_without_vpc": (dict(vpc_subnets=ec2.SubnetSelection()), r"vpc=None is invalid: .*pass vpc"),
     "bad_endpoint_name": (dict(endpoint_name="my_endpoint"), r"endpoint_name='my_endpoint' is invalid"),
     "instance_count_zero": (dict(instance_count=0), r"instance_count=0 is invalid"),
@@ -100,7 +115,12 @@ def test_bad_artifacts_and_images(stack, tmp_path, make, message):
 
 
 def test_vpc_without_private_subnets_is_explained(stack, model):
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0,
-                  subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PUBLIC)])
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PUBLIC)],
+    )
     with pytest.raises(ValueError, match=r"vpc_subnets=None is invalid: .*select subnets that exist"):
         LmiEndpoint(stack, "Llm", model=model, vpc=vpc)

@@ -47,24 +47,43 @@ def test_minimal_config_loads_with_defaults(tmp_path):
     ("extra", "message"),
     [
         ("regoin: us-west-2\n", r"test.yaml: regoin: unknown key \(misspelled\?\)"),
-        ("inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
-         "  autoscalling: {}\n", r"inference.autoscalling: unknown key"),
-        ("inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
-         "  options: {tensor_parallel_degree: 8}\n",
-         r"inference: options.tensor_parallel_degree=8 is invalid: ml.inf2.xlarge has 2 NeuronCores"),
-        ("inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.x9.huge\n",
-         r"inference.instance_type: instance_type='ml.x9.huge' is invalid"),
-        ("inference:\n  model: {bucket: My_Models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n",
-         r"inference.model.bucket: String should match pattern"),
-        ("inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
-         "  autoscaling: {min_capacity: 5, max_capacity: 2}\n", r"inference.autoscaling: .*min_capacity=5"),
-        ("inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
-         "  rollout: {strategy: canary, percent: 75}\n", r"inference.rollout: rollout.percent=75"),
-        ("network:\n  availability_zones: [us-east-1a, us-east-1b]\n  nat_gateways: 3\n",
-         r"network: nat_gateways=3 exceeds the 2 availability_zones"),
+        (
+            "inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
+            "  autoscalling: {}\n",
+            r"inference.autoscalling: unknown key",
+        ),
+        (
+            "inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
+            "  options: {tensor_parallel_degree: 8}\n",
+            r"inference: options.tensor_parallel_degree=8 is invalid: ml.inf2.xlarge has 2 NeuronCores",
+        ),
+        (
+            "inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.x9.huge\n",
+            r"inference.instance_type: instance_type='ml.x9.huge' is invalid",
+        ),
+        (
+            "inference:\n  model: {bucket: My_Models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n",
+            r"inference.model.bucket: String should match pattern",
+        ),
+        (
+            "inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
+            "  autoscaling: {min_capacity: 5, max_capacity: 2}\n",
+            r"inference.autoscaling: .*min_capacity=5",
+        ),
+        (
+            "inference:\n  model: {bucket: my-models, prefix: llama/}\n  instance_type: ml.inf2.xlarge\n"
+            "  rollout: {strategy: canary, percent: 75}\n",
+            r"inference.rollout: rollout.percent=75",
+        ),
+        (
+            "network:\n  availability_zones: [us-east-1a, us-east-1b]\n  nat_gateways: 3\n",
+            r"network: nat_gateways=3 exceeds the 2 availability_zones",
+        ),
         ("network:\n  availability_zones: [us-east-1a, us-east-1b]\n  cidr: 10.0.0.0/24\n", r"network.cidr"),
-        ("network:\n  availability_zones: [us-east-1a, us-east-1b]\n  flow_log_retention_days: 42\n",
-         r"network.flow_log_retention_days: .*one of"),
+        (
+            "network:\n  availability_zones: [us-east-1a, us-east-1b]\n  flow_log_retention_days: 42\n",
+            r"network.flow_log_retention_days: .*one of",
+        ),
         ("account: '12345'\n", r"account: String should match pattern"),
     ],
 )

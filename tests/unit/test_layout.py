@@ -9,9 +9,14 @@ from tests.conftest import ROOT
 
 def _run(code: str) -> dict:
     # Run from the repo root with it first on sys.path, as `python -m pytest` / `python -m cdk_app` do.
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-                              "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "PATH": "/usr/bin:/bin"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

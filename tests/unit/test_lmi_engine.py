@@ -9,8 +9,9 @@ import pytest
 from genai_cdk import LmiOptions, instance_spec, lmi_engine
 from tests.runtime import djl_harness
 
-needs_harness = pytest.mark.skipif(not djl_harness.available(),
-                                   reason=f"DJL Serving harness not found at {djl_harness.HARNESS}")
+needs_harness = pytest.mark.skipif(
+    not djl_harness.available(), reason=f"DJL Serving harness not found at {djl_harness.HARNESS}"
+)
 
 
 def _fields(path, class_name: str) -> set[str]:
@@ -22,8 +23,13 @@ def _fields(path, class_name: str) -> set[str]:
 def _aliases(path, class_name: str) -> set[str]:
     tree = ast.parse(path.read_text())
     (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
-    return {kw.value.value for call in ast.walk(node) if isinstance(call, ast.Call)
-            for kw in call.keywords if kw.arg == "alias"}
+    return {
+        kw.value.value
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+        for kw in call.keywords
+        if kw.arg == "alias"
+    }
 
 
 @needs_harness
@@ -66,11 +72,16 @@ def test_documented_server_keys():
 def test_every_key_we_emit_is_known_to_the_pinned_engine(instance_type):
     spec = instance_spec(instance_type)
     if spec.accelerator == "gpu":
-        options = LmiOptions(model_id="s3://b/m/", max_model_len=4096, enable_lora=True, max_loras=2,
-                             max_lora_rank=64, dtype="bf16")
+        options = LmiOptions(
+            model_id="s3://b/m/", max_model_len=4096, enable_lora=True, max_loras=2, max_lora_rank=64, dtype="bf16"
+        )
     else:
-        options = LmiOptions(n_positions=4096, max_rolling_batch_size=8, compiled_graph_path="/opt/ml/model/compiled",
-                             neuron_optimize_level=2)
+        options = LmiOptions(
+            n_positions=4096,
+            max_rolling_batch_size=8,
+            compiled_graph_path="/opt/ml/model/compiled",
+            neuron_optimize_level=2,
+        )
     keys = set(options.options(spec))
     assert keys <= lmi_engine.accepted_keys(spec.flavor), keys - lmi_engine.accepted_keys(spec.flavor)
     assert "max_lora_rank" in lmi_engine.vllm_engine_args() and "max_model_len" in lmi_engine.vllm_engine_args()

@@ -7,9 +7,15 @@ G5_12 = instance_spec("ml.g5.12xlarge")
 
 
 def test_options_render_as_option_environment_variables():
-    env = LmiOptions(tensor_parallel_degree=24, n_positions=4096, max_rolling_batch_size=8,
-                     compiled_graph_path="/opt/ml/model/compiled", neuron_optimize_level=2,
-                     model_loading_timeout=1200, extra={"trust_remote_code": "true"}).to_environment(INF2_48)
+    env = LmiOptions(
+        tensor_parallel_degree=24,
+        n_positions=4096,
+        max_rolling_batch_size=8,
+        compiled_graph_path="/opt/ml/model/compiled",
+        neuron_optimize_level=2,
+        model_loading_timeout=1200,
+        extra={"trust_remote_code": "true"},
+    ).to_environment(INF2_48)
     assert env == {
         "OPTION_TENSOR_PARALLEL_DEGREE": "24",
         "OPTION_ENTRYPOINT": "djl_python.transformers_neuronx",
@@ -42,9 +48,18 @@ def test_serving_properties_match_the_environment():
 
 @pytest.mark.parametrize(
     ("instance_type", "cores"),
-    [("ml.inf2.xlarge", 2), ("ml.inf2.8xlarge", 2), ("ml.inf2.24xlarge", 12), ("ml.inf2.48xlarge", 24),
-     ("ml.trn1.32xlarge", 32), ("ml.g5.2xlarge", 1), ("ml.g5.48xlarge", 8), ("ml.p4d.24xlarge", 8),
-     ("ml.p5.48xlarge", 8), ("ml.g6.12xlarge", 4)],
+    [
+        ("ml.inf2.xlarge", 2),
+        ("ml.inf2.8xlarge", 2),
+        ("ml.inf2.24xlarge", 12),
+        ("ml.inf2.48xlarge", 24),
+        ("ml.trn1.32xlarge", 32),
+        ("ml.g5.2xlarge", 1),
+        ("ml.g5.48xlarge", 8),
+        ("ml.p4d.24xlarge", 8),
+        ("ml.p5.48xlarge", 8),
+        ("ml.g6.12xlarge", 4),
+    ],
 )
 def test_accelerator_counts(instance_type, cores):
     assert INSTANCE_SPECS[instance_type].accelerator_count == cores
@@ -128,8 +143,7 @@ def test_gpu_auto_is_written_out_as_lmi_resolves_it():
 def test_custom_handler_renders_with_rolling_batch_disabled():
     options = LmiOptions(entry_point="genai_runtime.inference.lmi_handler", rolling_batch="disable")
     env = options.to_environment(G5_12)
-    assert (env["OPTION_ENTRYPOINT"], env["OPTION_ROLLING_BATCH"]) == ("genai_runtime.inference.lmi_handler",
-                                                                       "disable")
+    assert (env["OPTION_ENTRYPOINT"], env["OPTION_ROLLING_BATCH"]) == ("genai_runtime.inference.lmi_handler", "disable")
     assert "OPTION_ASYNC_MODE" not in env
 
 

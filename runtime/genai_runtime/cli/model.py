@@ -43,6 +43,8 @@ def _memory(args: argparse.Namespace) -> int:
         print(json.dumps(estimate.as_dict()))
     else:
         what = "to load" if args.mode == "infer" else "to fully fine-tune (Adam)"
-        print(f"{args.params:.3g} parameters in {args.dtype}: {estimate.bytes_per_parameter:g} bytes each, "
-              f"{estimate.gib:.1f} GiB {what}")
+        print(
+            f"{args.params:.3g} parameters in {args.dtype}: {estimate.bytes_per_parameter:g} bytes each, "
+            f"{estimate.gib:.1f} GiB {what}"
+        )
     return 0

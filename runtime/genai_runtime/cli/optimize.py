@@ -54,12 +54,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     compile_.add_argument("--instance-type", default="ml.inf2.xlarge")
     # Defaults come from the LmiOptions the endpoint renders, so the graphs match what LMI loads:
     # batch = max_rolling_batch_size, sequence = n_positions, cores = tensor_parallel_degree.
-    compile_.add_argument("--batch-size", type=positive_int,
-                          help="default: the endpoint's max_rolling_batch_size (LmiOptions default 32)")
-    compile_.add_argument("--sequence-length", type=positive_int,
-                          help="default: n_positions (4096, the book's) - the endpoint must set the same")
-    compile_.add_argument("--num-cores", type=positive_int,
-                          help="default: tensor_parallel_degree, i.e. every NeuronCore of --instance-type")
+    compile_.add_argument(
+        "--batch-size", type=positive_int, help="default: the endpoint's max_rolling_batch_size (LmiOptions default 32)"
+    )
+    compile_.add_argument(
+        "--sequence-length",
+        type=positive_int,
+        help="default: n_positions (4096, the book's) - the endpoint must set the same",
+    )
+    compile_.add_argument(
+        "--num-cores",
+        type=positive_int,
+        help="default: tensor_parallel_degree, i.e. every NeuronCore of --instance-type",
+    )
     compile_.add_argument("--auto-cast-type", default="fp16", help="bf16, fp16 or fp32 (the endpoint's dtype)")
     compile_.set_defaults(run=_compile)
 
@@ -68,24 +75,40 @@ def register(commands: argparse._SubParsersAction) -> None:
     package.add_argument("--out", type=Path, required=True, help="new folder for the packaged model")
     package.add_argument("--instance-type", required=True, help="the endpoint's instance type, e.g. ml.inf2.48xlarge")
     package.add_argument("--tensor-parallel-degree", type=positive_int)
-    package.add_argument("--rolling-batch", default="auto",
-                         help="auto (GPU: vLLM async, Neuron: tnx), vllm, tnx, disable (only with --custom-handler)")
+    package.add_argument(
+        "--rolling-batch",
+        default="auto",
+        help="auto (GPU: vLLM async, Neuron: tnx), vllm, tnx, disable (only with --custom-handler)",
+    )
     package.add_argument("--max-rolling-batch-size", type=positive_int, default=32)
     package.add_argument("--dtype", default="fp16")
     package.add_argument("--n-positions", type=positive_int)
     package.add_argument("--max-model-len", type=positive_int)
-    package.add_argument("--compiled", type=existing_dir,
-                         help="Neuron graphs from `genai optimize compile`: copied to compiled/, which becomes "
-                              "option.compiled_graph_path; their batch/sequence/cores must match the options")
-    package.add_argument("--adapters", type=existing_dir, help="LoRA adapters, one sub-folder per name "
-                         "(served by name with --enable-lora)")
+    package.add_argument(
+        "--compiled",
+        type=existing_dir,
+        help="Neuron graphs from `genai optimize compile`: copied to compiled/, which becomes "
+        "option.compiled_graph_path; their batch/sequence/cores must match the options",
+    )
+    package.add_argument(
+        "--adapters",
+        type=existing_dir,
+        help="LoRA adapters, one sub-folder per name (served by name with --enable-lora)",
+    )
     package.add_argument("--enable-lora", action="store_true", help="serve the --adapters by name (GPU)")
-    package.add_argument("--custom-handler", action="store_true",
-                         help="replace LMI's engine with genai's handler (needs --rolling-batch disable; "
-                              "default: keep LMI's engine and add the formatters)")
+    package.add_argument(
+        "--custom-handler",
+        action="store_true",
+        help="replace LMI's engine with genai's handler (needs --rolling-batch disable; "
+        "default: keep LMI's engine and add the formatters)",
+    )
     package.add_argument("--s3-uri", help="upload to s3://BUCKET/PREFIX/ (omit to only lay out)")
-    package.add_argument("--format", choices=("prefix", "tarball"), default="prefix",
-                         help="uncompressed prefix (LMI's recommendation) or model.tar.gz")
+    package.add_argument(
+        "--format",
+        choices=("prefix", "tarball"),
+        default="prefix",
+        help="uncompressed prefix (LMI's recommendation) or model.tar.gz",
+    )
     package.add_argument("--kms-key-id", help="encrypt uploads with this KMS key")
     package.set_defaults(run=_package)
 
@@ -110,8 +133,14 @@ def _quantize(args: argparse.Namespace) -> int:
     else:
         if args.calibration is None:
             raise UsageError("--method gptq needs --calibration FILE (the texts GPTQ calibrates on)")
-        report = quantize.quantize_gptq(args.model, args.out, args.calibration, bits=args.bits,
-                                        sequence_length=args.sequence_length, group_size=args.group_size)
+        report = quantize.quantize_gptq(
+            args.model,
+            args.out,
+            args.calibration,
+            bits=args.bits,
+            sequence_length=args.sequence_length,
+            group_size=args.group_size,
+        )
     _print({**asdict(report), "size_ratio": round(report.size_ratio, 3)})
     return 0
 
@@ -120,9 +149,18 @@ def _prune(args: argparse.Namespace) -> int:
     from ..optimize.prune import prune_model
 
     report = prune_model(args.model, args.out, args.sparsity)
-    print(json.dumps({"overall_sparsity": report.overall_sparsity, "target_sparsity": report.target_sparsity,
-                      "perplexity_before": report.perplexity_before, "perplexity_after": report.perplexity_after,
-                      "layers": len(report.per_layer)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "overall_sparsity": report.overall_sparsity,
+                "target_sparsity": report.target_sparsity,
+                "perplexity_before": report.perplexity_before,
+                "perplexity_after": report.perplexity_after,
+                "layers": len(report.per_layer),
+            },
+            indent=2,
+        )
+    )
     for name, sparsity in report.per_layer.items():
         print(f"  {name}: {sparsity:.3f}")
     return 0
@@ -131,9 +169,17 @@ def _prune(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from ..optimize.distill import distill
 
-    report = distill(args.teacher, args.student, args.dataset, args.out, temperature=args.temperature,
-                     alpha=args.alpha, epochs=args.epochs, batch_size=args.batch_size,
-                     learning_rate=args.learning_rate)
+    report = distill(
+        args.teacher,
+        args.student,
+        args.dataset,
+        args.out,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+    )
     _print(report)
     return 0
 
@@ -141,9 +187,13 @@ def _distill(args: argparse.Namespace) -> int:
 def _compile(args: argparse.Namespace) -> int:
     from ..optimize.compile import CompileSettings, compile_for_neuron
 
-    settings = CompileSettings.for_endpoint(args.instance_type, batch_size=args.batch_size,
-                                            sequence_length=args.sequence_length, num_cores=args.num_cores,
-                                            auto_cast_type=args.auto_cast_type)
+    settings = CompileSettings.for_endpoint(
+        args.instance_type,
+        batch_size=args.batch_size,
+        sequence_length=args.sequence_length,
+        num_cores=args.num_cores,
+        auto_cast_type=args.auto_cast_type,
+    )
     print(f"compiled to {compile_for_neuron(args.model, args.out, settings)}")
     return 0
 
@@ -155,15 +205,27 @@ def _package(args: argparse.Namespace) -> int:
     from ..optimize import package
 
     try:
-        options = LmiOptions(tensor_parallel_degree=args.tensor_parallel_degree, rolling_batch=args.rolling_batch,
-                             max_rolling_batch_size=args.max_rolling_batch_size, dtype=args.dtype,
-                             n_positions=args.n_positions, max_model_len=args.max_model_len,
-                             enable_lora=args.enable_lora,
-                             compiled_graph_path=package.COMPILED_GRAPH_PATH if args.compiled else None)
+        options = LmiOptions(
+            tensor_parallel_degree=args.tensor_parallel_degree,
+            rolling_batch=args.rolling_batch,
+            max_rolling_batch_size=args.max_rolling_batch_size,
+            dtype=args.dtype,
+            n_positions=args.n_positions,
+            max_model_len=args.max_model_len,
+            enable_lora=args.enable_lora,
+            compiled_graph_path=package.COMPILED_GRAPH_PATH if args.compiled else None,
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
-    folder = package.layout(args.model, args.out, options, args.instance_type, custom_handler=args.custom_handler,
-                            adapters_dir=args.adapters, compiled_dir=args.compiled)
+    folder = package.layout(
+        args.model,
+        args.out,
+        options,
+        args.instance_type,
+        custom_handler=args.custom_handler,
+        adapters_dir=args.adapters,
+        compiled_dir=args.compiled,
+    )
     print(f"laid out {folder} with serving.properties and {package.MANIFEST}")
     if args.s3_uri:
         upload = package.upload_prefix if args.format == "prefix" else package.upload_tarball

@@ -21,16 +21,35 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--adapters", type=existing_dir, help="folder of LoRA adapters, one sub-folder per name")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container (default: %(default)s)")
     parser.add_argument("--port", type=port, default=8080, help="SageMaker uses 8080 (default: %(default)s)")
-    parser.add_argument("--max-batch-size", type=positive_int, default=8,
-                        help="inputs per generate call when concurrent requests are batched")
-    parser.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                        help="request headers must be complete this long after connecting (or after the previous "
-                             "response), else 408 and the connection closes (default: %(default)s)")
-    parser.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="SECONDS",
-                        help="a request body that takes longer to arrive is answered 408 (default: %(default)s)")
-    parser.add_argument("--drain-timeout", type=_seconds, default=30.0, metavar="SECONDS",
-                        help="on SIGTERM, how long queued and in-flight requests may still finish; the rest "
-                             "get 503 (default: %(default)s)")
+    parser.add_argument(
+        "--max-batch-size",
+        type=positive_int,
+        default=8,
+        help="inputs per generate call when concurrent requests are batched",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="request headers must be complete this long after connecting (or after the previous "
+        "response), else 408 and the connection closes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="a request body that takes longer to arrive is answered 408 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long queued and in-flight requests may still finish; the rest "
+        "get 503 (default: %(default)s)",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -43,6 +62,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     engine = InferenceEngine(args.model, args.adapters, max_batch_size=args.max_batch_size)
     print(f"serving {args.model} on http://{args.host}:{args.port} (adapters: {engine.adapters or 'none'})")
-    serve(engine, args.host, args.port, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-          drain_timeout=args.drain_timeout)
+    serve(
+        engine,
+        args.host,
+        args.port,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        drain_timeout=args.drain_timeout,
+    )
     return 0

@@ -24,8 +24,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     evaluate = sub.add_parser("evaluate", help="ROUGE before vs after on the held-out split (the pipeline's gate)")
     evaluate.add_argument("--base", type=Path, required=True, help="the base model folder")
-    evaluate.add_argument("--trained", type=Path, required=True,
-                          help="sft output folder, or the training job's model.tar.gz (holds model/ and test.jsonl)")
+    evaluate.add_argument(
+        "--trained",
+        type=Path,
+        required=True,
+        help="sft output folder, or the training job's model.tar.gz (holds model/ and test.jsonl)",
+    )
     evaluate.add_argument("--out", type=Path, required=True)
     evaluate.set_defaults(run=_evaluate)
 
@@ -38,8 +42,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _sft_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML/JSON TrainConfig (SageMaker's SM_* variables override it)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set mode=qlora --set training.max_steps=50")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set mode=qlora --set training.max_steps=50",
+    )
     parser.add_argument("--no-eval", action="store_true", help="skip the before/after ROUGE evaluation")
 
 
@@ -68,8 +77,9 @@ def _sft(args: argparse.Namespace) -> int:
     if config.evaluate and not args.no_eval:
         from ..train.evaluate import evaluate_before_after
 
-        report = evaluate_before_after(config.model, Path(result.model_dir), config.output_dir / "test.jsonl",
-                                       config.output_dir, result.losses)
+        report = evaluate_before_after(
+            config.model, Path(result.model_dir), config.output_dir / "test.jsonl", config.output_dir, result.losses
+        )
         print(json.dumps(report, indent=2))
     return 0
 

@@ -59,8 +59,15 @@ def find_adapters(adapters_dir: Path) -> dict[str, Path]:
 
 
 class InferenceEngine:
-    def __init__(self, model_dir: str | Path, adapters_dir: str | Path | None = None, *,
-                 max_batch_size: int = 8, batch_window_ms: float = 0.0, device: str | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        adapters_dir: str | Path | None = None,
+        *,
+        max_batch_size: int = 8,
+        batch_window_ms: float = 0.0,
+        device: str | None = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -88,8 +95,9 @@ class InferenceEngine:
             self.adapters = names
         self.model = model.eval()
         config = self.model.config
-        self.context_length = int(getattr(config, "max_position_embeddings", None)
-                                  or getattr(config, "n_positions", 2048))
+        self.context_length = int(
+            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
+        )
         self.max_batch_size = max_batch_size
         self.batch_window = batch_window_ms / 1000.0
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -169,8 +177,9 @@ class InferenceEngine:
             self._unsettled.add(job)
             self._queue.put(job)
 
-    def _settle(self, job: _Job, result: list[dict[str, str]] | None = None,
-                error: BaseException | None = None) -> None:
+    def _settle(
+        self, job: _Job, result: list[dict[str, str]] | None = None, error: BaseException | None = None
+    ) -> None:
         with self._settling:
             self._unsettled.discard(job)
             if job.future.done():  # abort() answered it, or its caller cancelled it
@@ -286,8 +295,7 @@ class InferenceEngine:
             self._settle(job, result=[{"generated_text": text} for text in outputs[start:end]])
             start = end
 
-    def _generate(self, texts: list[str], parameters: GenerationParameters, adapter: str | None,
-                  streamer) -> list[str]:
+    def _generate(self, texts: list[str], parameters: GenerationParameters, adapter: str | None, streamer) -> list[str]:
         import torch
 
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
@@ -310,7 +318,7 @@ class InferenceEngine:
             if parameters.seed is not None:
                 torch.manual_seed(parameters.seed)
             output = self.model.generate(**encoded, **kwargs)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [truncate_at_stop(text, parameters.stop) for text in decoded]
 
@@ -330,7 +338,7 @@ class InferenceEngine:
             emitted += piece
             cut = truncate_at_stop(emitted, job.parameters.stop)
             if len(cut) < len(emitted):  # a stop string appeared: emit up to it and finish
-                tail = cut[len(emitted) - len(piece):] if len(cut) > len(emitted) - len(piece) else ""
+                tail = cut[len(emitted) - len(piece) :] if len(cut) > len(emitted) - len(piece) else ""
                 if tail:
                     yield tail
                 break

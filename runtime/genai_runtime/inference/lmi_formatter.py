@@ -66,8 +66,9 @@ class _ModelFacts:
         self.model_dir = model_dir
         config = _read_json(model_dir / "config.json")
         configured = properties.get("max_model_len") or properties.get("n_positions")
-        self.context_length = int(configured or config.get("max_position_embeddings") or config.get("n_positions")
-                                  or 2048)
+        self.context_length = int(
+            configured or config.get("max_position_embeddings") or config.get("n_positions") or 2048
+        )
         self._tokenizer = None
         self._lock = threading.Lock()
 
@@ -108,8 +109,9 @@ def registered_adapters(facts: _ModelFacts) -> list[str]:
     return sorted(names)
 
 
-def validate(body: bytes | bytearray, content_type: str | None, properties: dict[str, str],
-             adapter_header: str | None = None) -> InferenceRequest:
+def validate(
+    body: bytes | bytearray, content_type: str | None, properties: dict[str, str], adapter_header: str | None = None
+) -> InferenceRequest:
     """The request, or a ``RequestError`` with the 4xx status and a message naming the field."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES:
@@ -118,16 +120,20 @@ def validate(body: bytes | bytearray, content_type: str | None, properties: dict
     facts = _model_facts(properties)
     adapter = request.adapter or adapter_header
     if request.adapter and adapter_header and request.adapter != adapter_header:
-        raise RequestError(400, f"adapter: {request.adapter!r} differs from the {ADAPTER_HEADER} header "
-                                f"{adapter_header!r}; give one")
+        raise RequestError(
+            400, f"adapter: {request.adapter!r} differs from the {ADAPTER_HEADER} header {adapter_header!r}; give one"
+        )
     if adapter is not None:
         available = registered_adapters(facts)
         if adapter not in available:
             raise RequestError(400, f"adapter: {adapter!r} is not loaded; available: {available or 'none'}")
     budget = facts.context_length - request.parameters.max_new_tokens
     if budget < 1:
-        raise RequestError(400, f"parameters.max_new_tokens: {request.parameters.max_new_tokens} leaves no room "
-                                f"for the input in the model's context of {facts.context_length} tokens")
+        raise RequestError(
+            400,
+            f"parameters.max_new_tokens: {request.parameters.max_new_tokens} leaves no room "
+            f"for the input in the model's context of {facts.context_length} tokens",
+        )
     for index, text in enumerate(request.texts):
         # A token is at least one UTF-8 byte for byte-level tokenizers; tokenize only when that bound
         # cannot settle it, so short requests cost no tokenizer call here.
@@ -137,9 +143,11 @@ def validate(body: bytes | bytearray, content_type: str | None, properties: dict
         if length > budget:
             where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
             raise RequestError(
-                413, f"{where}: {length} tokens plus max_new_tokens={request.parameters.max_new_tokens} exceed the "
-                     f"model's context of {facts.context_length} tokens; shorten the input to at most {budget} "
-                     "tokens or lower max_new_tokens")
+                413,
+                f"{where}: {length} tokens plus max_new_tokens={request.parameters.max_new_tokens} exceed the "
+                f"model's context of {facts.context_length} tokens; shorten the input to at most {budget} "
+                "tokens or lower max_new_tokens",
+            )
     return request
 
 
@@ -157,8 +165,12 @@ async def handle(inputs) -> Any:
         return None
     item = batch[0]
     try:
-        validate(item.get_as_bytes(), item.get_property("Content-Type"), inputs.get_properties(),
-                 item.get_property(ADAPTER_HEADER))
+        validate(
+            item.get_as_bytes(),
+            item.get_property("Content-Type"),
+            inputs.get_properties(),
+            item.get_property(ADAPTER_HEADER),
+        )
     except RequestError as error:
         log.info("refused request: %s %s", error.status, error.message)
         return _error_output(error.status, error.message)
@@ -200,8 +212,11 @@ def _generation_parameters(request: InferenceRequest, *, stop_key: str) -> dict[
 def to_lmi_payload(request: InferenceRequest, adapter: str | None = None) -> dict[str, Any]:
     """LMI's own request schema for ``convert_lmi_schema_to_completion_request`` (vLLM async mode)."""
     parameters = _generation_parameters(request, stop_key="stop")
-    payload: dict[str, Any] = {"inputs": request.inputs if isinstance(request.inputs, str) else list(request.inputs),
-                               "parameters": parameters, "stream": request.stream}
+    payload: dict[str, Any] = {
+        "inputs": request.inputs if isinstance(request.inputs, str) else list(request.inputs),
+        "parameters": parameters,
+        "stream": request.stream,
+    }
     adapter = adapter or request.adapter
     if adapter:  # vLLM picks a LoRA by the request's model name (OpenAIServingModels.lora_requests)
         payload["model"] = adapter
@@ -221,8 +236,9 @@ def format_input(decoded_payload: Any, tokenizer: Any = None, **kwargs: Any) -> 
     if hasattr(decoded_payload, "get_as_bytes"):
         return _text_input(decoded_payload, tokenizer, kwargs.get("configs"))
     if not isinstance(decoded_payload, dict):
-        raise RequestError(400, "the body must be a JSON object like {\"inputs\": \"...\"}; got a "
-                                f"{type(decoded_payload).__name__}")
+        raise RequestError(
+            400, f'the body must be a JSON object like {{"inputs": "..."}}; got a {type(decoded_payload).__name__}'
+        )
     request = parse_request(decoded_payload)
     return to_lmi_payload(request, kwargs.get("adapter_name"))
 
@@ -246,8 +262,11 @@ def _text_input(item: Any, tokenizer: Any, configs: Any) -> Any:
             length = len(tokenizer(text)["input_ids"])
             if length > budget:
                 where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
-                raise RequestError(413, f"{where}: {length} tokens plus max_new_tokens="
-                                        f"{request.parameters.max_new_tokens} exceed n_positions={context}")
+                raise RequestError(
+                    413,
+                    f"{where}: {length} tokens plus max_new_tokens="
+                    f"{request.parameters.max_new_tokens} exceed n_positions={context}",
+                )
     parameters = _generation_parameters(request, stop_key="stop_sequences")
     if rolling:
         parameters["stream"] = request.stream
@@ -274,8 +293,9 @@ def format_output(response: Any) -> Any:
     if "choices" in data:
         choices = sorted(data["choices"], key=lambda choice: choice.get("index", 0))
         # A string, not the list: DJL's envelope takes a dict or text (async_utils._create_output).
-        return json.dumps([{"generated_text": choice.get("text") or ""} for choice in choices[:MAX_BATCH]],
-                          ensure_ascii=False)
+        return json.dumps(
+            [{"generated_text": choice.get("text") or ""} for choice in choices[:MAX_BATCH]], ensure_ascii=False
+        )
     if "error" in data or "message" in data:  # vLLM's ErrorResponse (validated requests rarely get one)
         error = data.get("error", data)
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
@@ -288,7 +308,7 @@ def _format_chunk(chunk: str) -> str:
     """One server-sent event of vLLM's completion stream (``data: {...}``) -> our JSON lines."""
     text = chunk.strip()
     if text.startswith("data:"):
-        text = text[len("data:"):].strip()
+        text = text[len("data:") :].strip()
     if not text or text == "[DONE]":
         return ""
     data = json.loads(text)
@@ -342,7 +362,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-MODEL_PY = '''\
+MODEL_PY = """\
 # Written by `genai optimize package`. LMI (DJL Serving) loads this file's `handle`,
 # @input_formatter and @output_formatter; the engine (vLLM, continuous batching) stays LMI's own.
 # genai_lmi/ is a copy of genai_runtime.inference.{schema,lmi_formatter}: the plain LMI image runs it.
@@ -352,7 +372,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from genai_lmi.lmi_formatter import format_input, format_output, handle  # noqa: E402,F401
-'''
+"""
 VENDORED_PACKAGE = "genai_lmi"
 VENDORED_MODULES = ("schema.py", "lmi_formatter.py")
 

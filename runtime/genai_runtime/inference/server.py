@@ -48,8 +48,10 @@ DRAIN_TIMEOUT_S = 30.0
 _HARD_STOP_AFTER_S = 2.0
 _SHUTTING_DOWN = "the server is shutting down: its drain grace ended before this request finished; retry it"
 # Sent on a connection whose headers never completed; h11 has no request to answer at that point.
-_HEADER_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                            b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
+_HEADER_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
 
 
 def check_seconds(name: str, value: object) -> float:
@@ -82,8 +84,9 @@ def create_app(engine: InferenceEngine, *, body_timeout: float = BODY_TIMEOUT_S)
         except RequestError as error:
             return _error(error.status, error.message, close=True)
         except asyncio.TimeoutError:  # noqa: UP041 (on Python 3.10 wait_for raises this, not the builtin)
-            return _error(408, f"the body did not arrive within {body_timeout:g} s; send it faster or in one piece",
-                          close=True)
+            return _error(
+                408, f"the body did not arrive within {body_timeout:g} s; send it faster or in one piece", close=True
+            )
         except ClientDisconnect:  # nobody is left to answer
             return Response(status_code=400)
         accept = request.headers.get("accept", "").split(";")[0].strip()
@@ -106,15 +109,20 @@ def create_app(engine: InferenceEngine, *, body_timeout: float = BODY_TIMEOUT_S)
         # Requests still queued here belong to clients uvicorn already gave up on: a short wait.
         await asyncio.get_running_loop().run_in_executor(None, engine.close, 5.0)
 
-    return Starlette(routes=[Route("/ping", ping, methods=["GET"]),
-                             Route("/invocations", invocations, methods=["POST"])], lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])],
+        lifespan=lifespan,
+    )
 
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestError(413, f"body is {int(declared)} bytes (content-length); the limit is {MAX_BODY_BYTES} "
-                                "bytes: send a smaller request")
+        raise RequestError(
+            413,
+            f"body is {int(declared)} bytes (content-length); the limit is {MAX_BODY_BYTES} "
+            "bytes: send a smaller request",
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -224,27 +232,48 @@ class DrainingServer(uvicorn.Server):
     def _end_grace(self) -> None:
         answered = self.engine.abort(_SHUTTING_DOWN)
         if answered:
-            log.warning("drain grace of %g s ended: %d queued or running request(s) answered 503",
-                        self.drain_timeout, answered)
+            log.warning(
+                "drain grace of %g s ended: %d queued or running request(s) answered 503", self.drain_timeout, answered
+            )
 
 
-def build_server(engine: InferenceEngine, host: str = "127.0.0.1", port: int = 8080, *,
-                 header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S,
-                 drain_timeout: float = DRAIN_TIMEOUT_S, log_level: str = "info") -> DrainingServer:
+def build_server(
+    engine: InferenceEngine,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    header_timeout: float = HEADER_TIMEOUT_S,
+    body_timeout: float = BODY_TIMEOUT_S,
+    drain_timeout: float = DRAIN_TIMEOUT_S,
+    log_level: str = "info",
+) -> DrainingServer:
     """The uvicorn server ``genai serve`` runs (``.run()``; pass ``sockets=`` to serve a bound socket)."""
     drain_timeout = check_seconds("drain_timeout", drain_timeout)
     app = create_app(engine, body_timeout=body_timeout)
     # A body still arriving at the end of the grace gets its 408 (or, complete, a 503) before the hard stop.
     hard_stop = max(drain_timeout, body_timeout) + _HARD_STOP_AFTER_S
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            http=header_timeout_protocol(header_timeout), timeout_graceful_shutdown=hard_stop,
-                            ws="none")  # no WebSocket routes: refuse upgrades
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=header_timeout_protocol(header_timeout),
+        timeout_graceful_shutdown=hard_stop,
+        ws="none",
+    )  # no WebSocket routes: refuse upgrades
     return DrainingServer(config, engine, drain_timeout)
 
 
-def serve(engine: InferenceEngine, host: str = "127.0.0.1", port: int = 8080, *,
-          header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S,
-          drain_timeout: float = DRAIN_TIMEOUT_S) -> None:
+def serve(
+    engine: InferenceEngine,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    header_timeout: float = HEADER_TIMEOUT_S,
+    body_timeout: float = BODY_TIMEOUT_S,
+    drain_timeout: float = DRAIN_TIMEOUT_S,
+) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``drain_timeout`` s to finish, then the engine stops."""
-    build_server(engine, host, port, header_timeout=header_timeout, body_timeout=body_timeout,
-                 drain_timeout=drain_timeout).run()
+    build_server(
+        engine, host, port, header_timeout=header_timeout, body_timeout=body_timeout, drain_timeout=drain_timeout
+    ).run()

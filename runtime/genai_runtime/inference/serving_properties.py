@@ -23,8 +23,9 @@ def render_serving_properties(options: LmiOptions, instance_type: str, *, custom
     return options.to_serving_properties(spec)
 
 
-def write_serving_properties(folder: str | Path, options: LmiOptions, instance_type: str, *,
-                             custom_handler: bool = False) -> Path:
+def write_serving_properties(
+    folder: str | Path, options: LmiOptions, instance_type: str, *, custom_handler: bool = False
+) -> Path:
     path = Path(folder) / "serving.properties"
     path.write_text(render_serving_properties(options, instance_type, custom_handler=custom_handler))
     return path

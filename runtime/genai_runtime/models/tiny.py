@@ -72,20 +72,32 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id}
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     torch.manual_seed(spec.seed)
     if spec.arch == "llama":
         config = LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.hidden_size * 2,
-            num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-            num_key_value_heads=max(1, spec.heads // 2), max_position_embeddings=spec.context_length,
-            tie_word_embeddings=False, **ids,
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden_size,
+            intermediate_size=spec.hidden_size * 2,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            num_key_value_heads=max(1, spec.heads // 2),
+            max_position_embeddings=spec.context_length,
+            tie_word_embeddings=False,
+            **ids,
         )
         return LlamaForCausalLM(config)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_embd=spec.hidden_size, n_layer=spec.layers, n_head=spec.heads,
-        n_positions=spec.context_length, **ids,
+        vocab_size=len(tokenizer),
+        n_embd=spec.hidden_size,
+        n_layer=spec.layers,
+        n_head=spec.heads,
+        n_positions=spec.context_length,
+        **ids,
     )
     return GPT2LMHeadModel(config)
 

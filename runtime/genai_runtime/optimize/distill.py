@@ -29,15 +29,29 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature: float
     mask = labels[:, 1:] != -100
     s = student_logits[:, :-1][mask] / temperature
     t = teacher_logits[:, :-1][mask] / temperature
-    soft = F.kl_div(F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1), log_target=True,
-                    reduction="batchmean") * temperature**2
+    soft = (
+        F.kl_div(F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1), log_target=True, reduction="batchmean")
+        * temperature**2
+    )
     hard = F.cross_entropy(student_logits[:, :-1].reshape(-1, vocab), labels[:, 1:].reshape(-1), ignore_index=-100)
     return alpha * soft + (1 - alpha) * hard
 
 
-def distill(teacher_dir: str | Path, student_dir: str | Path, dataset: str | Path, out: str | Path, *,
-            temperature: float = 2.0, alpha: float = 0.5, epochs: int = 1, batch_size: int = 4,
-            learning_rate: float = 5e-4, max_length: int = 128, seed: int = 0, progress: bool = True) -> DistillReport:
+def distill(
+    teacher_dir: str | Path,
+    student_dir: str | Path,
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    temperature: float = 2.0,
+    alpha: float = 0.5,
+    epochs: int = 1,
+    batch_size: int = 4,
+    learning_rate: float = 5e-4,
+    max_length: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> DistillReport:
     import torch
     from tqdm.auto import tqdm
 
@@ -52,11 +66,12 @@ def distill(teacher_dir: str | Path, student_dir: str | Path, dataset: str | Pat
     if student_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise UsageError("--student and --teacher must share a tokenizer (the KL compares their vocabularies)")
     torch.manual_seed(seed)
-    report = DistillReport(temperature, alpha, 0,
-                           student_perplexity_before=perplexity(student, tokenizer, HELD_OUT_TEXT))
+    report = DistillReport(
+        temperature, alpha, 0, student_perplexity_before=perplexity(student, tokenizer, HELD_OUT_TEXT)
+    )
     optimizer = torch.optim.AdamW(student.parameters(), lr=learning_rate)
     student.train()
-    batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
     for _ in range(epochs):
         for batch in tqdm(batches, desc="distill", disable=not progress):
             encoded = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length)

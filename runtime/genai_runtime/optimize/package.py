@@ -49,9 +49,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def layout(model_dir: str | Path, out: str | Path, options: LmiOptions, instance_type: str,
-           custom_handler: bool = False, adapters_dir: str | Path | None = None,
-           compiled_dir: str | Path | None = None) -> Path:
+def layout(
+    model_dir: str | Path,
+    out: str | Path,
+    options: LmiOptions,
+    instance_type: str,
+    custom_handler: bool = False,
+    adapters_dir: str | Path | None = None,
+    compiled_dir: str | Path | None = None,
+) -> Path:
     """Copy the model files to ``out``, add ``serving.properties``, the formatters (unless the custom
     handler replaces LMI's engine), the adapters and a checksum manifest."""
     model_dir = require_model_dir(model_dir)
@@ -64,8 +70,10 @@ def layout(model_dir: str | Path, out: str | Path, options: LmiOptions, instance
         raise UsageError(str(error)) from None
     _check_compiled(options, instance_type, compiled_dir)
     if adapters and not options.enable_lora and not custom_handler:
-        raise UsageError("--adapters: LMI serves LoRA adapters only with enable_lora; package with --enable-lora "
-                         "(LmiOptions(enable_lora=True))")
+        raise UsageError(
+            "--adapters: LMI serves LoRA adapters only with enable_lora; package with --enable-lora "
+            "(LmiOptions(enable_lora=True))"
+        )
     out = prepare_output_dir(out)
     for source in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
         target = out / source.relative_to(model_dir)
@@ -89,19 +97,25 @@ def _check_compiled(options: LmiOptions, instance_type: str, compiled_dir: str |
 
     if compiled_dir is None:
         if options.compiled_graph_path is not None:
-            raise UsageError(f"compiled_graph_path={options.compiled_graph_path}: nothing puts graphs there; pass "
-                             "--compiled DIR (from `genai optimize compile`) or drop compiled_graph_path")
+            raise UsageError(
+                f"compiled_graph_path={options.compiled_graph_path}: nothing puts graphs there; pass "
+                "--compiled DIR (from `genai optimize compile`) or drop compiled_graph_path"
+            )
         return
     if options.compiled_graph_path != COMPILED_GRAPH_PATH:
-        raise UsageError(f"--compiled: the graphs go to {COMPILED_GRAPH_PATH}; set compiled_graph_path to it "
-                         f"(got {options.compiled_graph_path})")
+        raise UsageError(
+            f"--compiled: the graphs go to {COMPILED_GRAPH_PATH}; set compiled_graph_path to it "
+            f"(got {options.compiled_graph_path})"
+        )
     settings = read_settings(compiled_dir)
     if settings.instance_type.split(".")[1] != instance_type.split(".")[1]:
         raise UsageError(f"--compiled: graphs for {settings.instance_type}, package for {instance_type}")
     problems = settings.mismatches(options, instance_type)
     if problems:
-        raise UsageError("--compiled: " + "; ".join(problems) + " - LMI would recompile at start-up (and may miss "
-                         "its loading timeout); compile and package with the same values")
+        raise UsageError(
+            "--compiled: " + "; ".join(problems) + " - LMI would recompile at start-up (and may miss "
+            "its loading timeout); compile and package with the same values"
+        )
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -144,8 +158,9 @@ def upload_tarball(folder: str | Path, uri: str, client=None, kms_key_id: str | 
     return report
 
 
-def _put_if_changed(client, bucket: str, key: str, path: Path, report: UploadReport,
-                    kms_key_id: str | None = None) -> None:
+def _put_if_changed(
+    client, bucket: str, key: str, path: Path, report: UploadReport, kms_key_id: str | None = None
+) -> None:
     from botocore.exceptions import ClientError
 
     checksum = sha256(path)

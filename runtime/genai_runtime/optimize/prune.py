@@ -18,8 +18,9 @@ class PruneReport:
     perplexity_after: float = 0.0
 
 
-def prune_model(model_dir: str | Path, out: str | Path, sparsity: float = 0.5,
-                include_lm_head: bool = False) -> PruneReport:
+def prune_model(
+    model_dir: str | Path, out: str | Path, sparsity: float = 0.5, include_lm_head: bool = False
+) -> PruneReport:
     import torch
     from torch.nn.utils import prune
 
@@ -28,8 +29,11 @@ def prune_model(model_dir: str | Path, out: str | Path, sparsity: float = 0.5,
     out = prepare_output_dir(out)
     model, tokenizer = load_causal_lm(model_dir)
     before = perplexity(model, tokenizer, HELD_OUT_TEXT)
-    layers = {name: module for name, module in model.named_modules()
-              if isinstance(module, torch.nn.Linear) and (include_lm_head or not name.endswith("lm_head"))}
+    layers = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and (include_lm_head or not name.endswith("lm_head"))
+    }
     if not layers:
         raise UsageError(f"--model={model_dir}: no linear layers to prune")
     for module in layers.values():

@@ -45,8 +45,9 @@ def quantize_int8(model_dir: str | Path, out: str | Path) -> QuantizeReport:
     model_dir = require_model_dir(model_dir)
     out = prepare_output_dir(out)
     reference, tokenizer = load_causal_lm(model_dir)
-    quantized, _ = load_causal_lm(model_dir, quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
-                                  device_map="cpu")
+    quantized, _ = load_causal_lm(
+        model_dir, quantization_config=TorchAoConfig(Int8WeightOnlyConfig()), device_map="cpu"
+    )
     quantized.save_pretrained(out, safe_serialization=False)
     tokenizer.save_pretrained(out)
     reloaded, _ = load_causal_lm(out, device_map="cpu")
@@ -62,8 +63,15 @@ def quantize_int8(model_dir: str | Path, out: str | Path) -> QuantizeReport:
     return report
 
 
-def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Path, *, bits: int = 4,
-                  sequence_length: int = 4096, group_size: int = 128) -> QuantizeReport:
+def quantize_gptq(
+    model_dir: str | Path,
+    out: str | Path,
+    calibration: str | Path,
+    *,
+    bits: int = 4,
+    sequence_length: int = 4096,
+    group_size: int = 128,
+) -> QuantizeReport:
     """4-bit GPTQ with the calibration texts the user names (book: 4 bits, sequence length 4096)."""
     if bits not in (2, 3, 4, 8):
         raise UsageError(f"--bits={bits}: GPTQ supports 2, 3, 4 or 8")
@@ -73,8 +81,12 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
     model_dir = require_model_dir(model_dir)
     # gptqmodel's CPU pool needs at least 2 workers (its loader sub-pool asks for 2).
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 2)))
-    gptqmodel = require("gptqmodel", "gptq", "GPTQ needs gptqmodel 7.6.x, which conflicts with the main "
-                        "environment (it builds from source and downgrades numpy): use a separate venv")
+    gptqmodel = require(
+        "gptqmodel",
+        "gptq",
+        "GPTQ needs gptqmodel 7.6.x, which conflicts with the main "
+        "environment (it builds from source and downgrades numpy): use a separate venv",
+    )
     out = prepare_output_dir(out)
     config = gptqmodel.QuantizeConfig(bits=bits, group_size=group_size)
     model = gptqmodel.GPTQModel.load(str(model_dir), config)
@@ -84,7 +96,9 @@ def quantize_gptq(model_dir: str | Path, out: str | Path, calibration: str | Pat
     # Reload through gptqmodel (transformers would need optimum for GPTQ checkpoints).
     quantized = gptqmodel.GPTQModel.load(str(out)).model.eval()
     report = QuantizeReport(
-        method=f"gptq-{bits}bit", bytes_before=folder_bytes(model_dir), bytes_after=folder_bytes(out),
+        method=f"gptq-{bits}bit",
+        bytes_before=folder_bytes(model_dir),
+        bytes_after=folder_bytes(out),
         perplexity_before=perplexity(reference, tokenizer, HELD_OUT_TEXT),
         perplexity_after=perplexity(quantized, tokenizer, HELD_OUT_TEXT),
         max_logit_difference=max_logit_difference(reference, quantized, tokenizer, HELD_OUT_TEXT),

@@ -93,8 +93,9 @@ class TrainConfig(_Strict):
         return self.checkpoint_dir or self.output_dir / "checkpoints"
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                environ: dict[str, str] | None = None) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> TrainConfig:
     """Config file, then the SageMaker contract, then explicit overrides (dotted keys)."""
     environ = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = {}

@@ -24,8 +24,10 @@ def read_rows(path: str | Path) -> list[dict]:
     if path.is_dir():
         candidates = sorted(p for p in path.iterdir() if p.suffix in FORMATS)
         if len(candidates) != 1:
-            raise UsageError(f"data.train={path}: expected one .jsonl/.csv/.parquet file in the folder, "
-                             f"found {[p.name for p in candidates]}")
+            raise UsageError(
+                f"data.train={path}: expected one .jsonl/.csv/.parquet file in the folder, "
+                f"found {[p.name for p in candidates]}"
+            )
         path = candidates[0]
     if not path.is_file():
         raise UsageError(f"data.train={path}: no such file")
@@ -35,15 +37,18 @@ def read_rows(path: str | Path) -> list[dict]:
     return [dict(row) for row in dataset]
 
 
-def to_instructions(rows: list[dict], template: str, input_column: str, output_column: str,
-                    seed: int = 0) -> list[dict[str, str]]:
+def to_instructions(
+    rows: list[dict], template: str, input_column: str, output_column: str, seed: int = 0
+) -> list[dict[str, str]]:
     """Render each row with one phrasing of the pack, cycling so every phrasing is used."""
     pack = template_pack(template)
     if rows:
         missing = [c for c in (input_column, output_column) if c not in rows[0]]
         if missing:
-            raise UsageError(f"data: columns {missing} not in the dataset (it has {sorted(rows[0])}); "
-                             "set data.input_column / data.output_column")
+            raise UsageError(
+                f"data: columns {missing} not in the dataset (it has {sorted(rows[0])}); "
+                "set data.input_column / data.output_column"
+            )
     order = list(range(len(pack)))
     random.Random(seed).shuffle(order)
     rendered = []
@@ -71,10 +76,14 @@ def mix(task: list[dict], general: list[dict], ratio: float, seed: int = 0) -> l
 
 def split(examples: list[dict], validation: float, test: float, seed: int = 0) -> dict[str, list[dict]]:
     if validation < 0 or test < 0 or validation + test >= 1:
-        raise UsageError(f"data.validation_fraction={validation} and data.test_fraction={test}: "
-                         "each >= 0 and together below 1")
+        raise UsageError(
+            f"data.validation_fraction={validation} and data.test_fraction={test}: each >= 0 and together below 1"
+        )
     shuffled = list(examples)
     random.Random(seed).shuffle(shuffled)
     n_test, n_val = round(len(shuffled) * test), round(len(shuffled) * validation)
-    return {"test": shuffled[:n_test], "validation": shuffled[n_test:n_test + n_val],
-            "train": shuffled[n_test + n_val:]}
+    return {
+        "test": shuffled[:n_test],
+        "validation": shuffled[n_test : n_test + n_val],
+        "train": shuffled[n_test + n_val :],
+    }

@@ -19,8 +19,10 @@ def fsdp_arguments(sharding_degree: int, devices: int) -> dict:
     if sharding_degree == 1:
         return {}
     if sharding_degree > devices:
-        raise UsageError(f"sharding_degree={sharding_degree} exceeds the {devices} device(s) of this job; "
-                         "use at most the device count, or 1 for DDP")
+        raise UsageError(
+            f"sharding_degree={sharding_degree} exceeds the {devices} device(s) of this job; "
+            "use at most the device count, or 1 for DDP"
+        )
     if devices % sharding_degree:
         raise UsageError(f"sharding_degree={sharding_degree} must divide the {devices} devices evenly")
     strategy = "full_shard" if sharding_degree == devices else "hybrid_shard"

@@ -18,12 +18,13 @@ def generate_completions(model, tokenizer, prompts: list[str], max_new_tokens: i
     tokenizer.padding_side = "left"
     outputs = []
     for start in range(0, len(prompts), 8):
-        batch = prompts[start:start + 8]
+        batch = prompts[start : start + 8]
         encoded = tokenizer(batch, return_tensors="pt", padding=True)
         with torch.inference_mode():
-            generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                       pad_token_id=tokenizer.pad_token_id)
-        outputs += tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+            generated = model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        outputs += tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
     return [text.strip() for text in outputs]
 
 
@@ -50,8 +51,14 @@ def load_trained(model_dir: Path):
     return load_causal_lm(model_dir)
 
 
-def evaluate_before_after(base_dir: Path, trained_dir: Path, test_file: Path, out: Path,
-                          losses: list[tuple[int, float]] | None = None, max_examples: int = 64) -> dict:
+def evaluate_before_after(
+    base_dir: Path,
+    trained_dir: Path,
+    test_file: Path,
+    out: Path,
+    losses: list[tuple[int, float]] | None = None,
+    max_examples: int = 64,
+) -> dict:
     examples = [json.loads(line) for line in test_file.read_text().splitlines() if line.strip()][:max_examples]
     if not examples:
         return {}
@@ -61,8 +68,12 @@ def evaluate_before_after(base_dir: Path, trained_dir: Path, test_file: Path, ou
     before = rouge(generate_completions(base, tokenizer, prompts), references)
     trained, trained_tokenizer = load_trained(trained_dir)
     after = rouge(generate_completions(trained, trained_tokenizer, prompts), references)
-    report = {"examples": len(examples), "before": before, "after": after,
-              "improvement": {k: round(after[k] - before[k], 4) for k in METRICS}}
+    report = {
+        "examples": len(examples),
+        "before": before,
+        "after": after,
+        "improvement": {k: round(after[k] - before[k], 4) for k in METRICS},
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, losses or [], out / "eval.png")

@@ -36,9 +36,17 @@ def torchrun_command(sft_args: list[str], environ: dict[str, str] | None = None)
         raise UsageError(f"SM_CURRENT_HOST={current!r} is not in SM_HOSTS {hosts}")
     hosts = sorted(hosts)  # every host must agree on the ranks
     return [
-        sys.executable, "-m", "torch.distributed.run",
-        f"--nnodes={len(hosts)}", f"--node_rank={hosts.index(current)}",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={len(hosts)}",
+        f"--node_rank={hosts.index(current)}",
         f"--nproc_per_node={processes_per_host(environ)}",
-        f"--master_addr={hosts[0]}", f"--master_port={environ.get('MASTER_PORT', MASTER_PORT)}",
-        "-m", "genai_runtime.cli", "train", "sft", *sft_args,
+        f"--master_addr={hosts[0]}",
+        f"--master_port={environ.get('MASTER_PORT', MASTER_PORT)}",
+        "-m",
+        "genai_runtime.cli",
+        "train",
+        "sft",
+        *sft_args,
     ]

@@ -48,8 +48,9 @@ class TrainResult:
 
 def prepare_examples(config: TrainConfig) -> dict[str, list[dict]]:
     rows = read_rows(config.data.train)
-    examples = to_instructions(rows, config.data.template, config.data.input_column, config.data.output_column,
-                               seed=config.training.seed)
+    examples = to_instructions(
+        rows, config.data.template, config.data.input_column, config.data.output_column, seed=config.training.seed
+    )
     parts = split(examples, config.data.validation_fraction, config.data.test_fraction, seed=config.training.seed)
     if config.data.mix_ratio:
         general = [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_rows(config.data.general)]
@@ -82,7 +83,9 @@ def build_model(config: TrainConfig):
 
         require("bitsandbytes", "runtime", "QLoRA loads the base model in 4 bits")
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32,
         )
         kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else "cpu"
@@ -95,14 +98,19 @@ def build_model(config: TrainConfig):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if config.mode in ("lora", "qlora"):
         peft_config = LoraConfig(
-            r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-            target_modules=target_modules(config, model.config.model_type), task_type="CAUSAL_LM",
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=target_modules(config, model.config.model_type),
+            task_type="CAUSAL_LM",
         )
     else:
         peft_config = PromptTuningConfig(
-            task_type="CAUSAL_LM", prompt_tuning_init=PromptTuningInit.TEXT,
+            task_type="CAUSAL_LM",
+            prompt_tuning_init=PromptTuningInit.TEXT,
             num_virtual_tokens=config.prompt_tuning.virtual_tokens,
-            prompt_tuning_init_text=config.prompt_tuning.init_text, tokenizer_name_or_path=str(config.model),
+            prompt_tuning_init_text=config.prompt_tuning.init_text,
+            tokenizer_name_or_path=str(config.model),
         )
     return get_peft_model(model, peft_config), tokenizer
 
@@ -138,8 +146,9 @@ def lean_sft_trainer():
     class LeanSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return Trainer.compute_loss(
+                self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     return LeanSFTTrainer
 
@@ -152,8 +161,12 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
     fsdp = fsdp_arguments(config.sharding_degree, world_size())
     model, tokenizer = build_model(config)
     if config.trainer == "neuron":
-        neuron = require("optimum.neuron", "neuron", "the Trainium path runs optimum-neuron's trainer in the "
-                         "Neuron training image (containers/training/Dockerfile.neuron)")
+        neuron = require(
+            "optimum.neuron",
+            "neuron",
+            "the Trainium path runs optimum-neuron's trainer in the "
+            "Neuron training image (containers/training/Dockerfile.neuron)",
+        )
         trainer_class, config_class = neuron.NeuronSFTTrainer, neuron.NeuronSFTConfig
     else:
         from trl import SFTConfig
@@ -183,8 +196,9 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
         **precision_arguments(training.precision),
         **fsdp,
     )
-    trainer = trainer_class(model=model, args=arguments, train_dataset=Dataset.from_list(parts["train"]),
-                            processing_class=tokenizer)
+    trainer = trainer_class(
+        model=model, args=arguments, train_dataset=Dataset.from_list(parts["train"]), processing_class=tokenizer
+    )
     resume = latest_checkpoint(config.checkpoints)
     if resume:
         log.info("resuming from %s", resume)
@@ -197,10 +211,14 @@ def run_sft(config: TrainConfig, progress: bool = True) -> TrainResult:
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     result = TrainResult(
-        mode=config.mode, global_step=trainer.state.global_step, resumed_from=str(resume) if resume else None,
-        trainable_parameters=trainable, total_parameters=total,
+        mode=config.mode,
+        global_step=trainer.state.global_step,
+        resumed_from=str(resume) if resume else None,
+        trainable_parameters=trainable,
+        total_parameters=total,
         losses=[(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry],
-        model_dir=str(model_dir), splits={name: len(rows) for name, rows in parts.items()},
+        model_dir=str(model_dir),
+        splits={name: len(rows) for name, rows in parts.items()},
         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
         steps_per_second=float(output.metrics.get("train_steps_per_second", 0.0)),
         world_size=trainer.args.world_size,

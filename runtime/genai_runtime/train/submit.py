@@ -20,23 +20,27 @@ def pipeline_arn(env: str, cloudformation=None) -> str:
     try:
         outputs = client.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     except ClientError as error:
-        raise UsageError(f"-c env={env}: stack {stack} not found ({error.response['Error']['Message']}); "
-                         "deploy it with `npx cdk deploy -c env=... --all` first") from None
+        raise UsageError(
+            f"-c env={env}: stack {stack} not found ({error.response['Error']['Message']}); "
+            "deploy it with `npx cdk deploy -c env=... --all` first"
+        ) from None
     for output in outputs:
         if output["OutputKey"] == OUTPUT_KEY:
             return output["OutputValue"]
     raise UsageError(f"stack {stack} has no {OUTPUT_KEY} output; is it the training stack of this toolkit?")
 
 
-def submit(env: str, dataset_uri: str, *, hyperparameters: dict | None = None, stepfunctions=None,
-           cloudformation=None) -> dict:
+def submit(
+    env: str, dataset_uri: str, *, hyperparameters: dict | None = None, stepfunctions=None, cloudformation=None
+) -> dict:
     if not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", dataset_uri):
         raise UsageError(f"--dataset={dataset_uri}: give the S3 URI of the training data, s3://BUCKET/KEY")
     arn = pipeline_arn(env, cloudformation)
     client = stepfunctions or _client("stepfunctions")
     name = f"sft-{time.strftime('%Y%m%d-%H%M%S')}"
     response = client.start_execution(
-        stateMachineArn=arn, name=name,
+        stateMachineArn=arn,
+        name=name,
         input=json.dumps({"dataset": dataset_uri, "hyperparameters": hyperparameters or {}}),
     )
     return {"executionArn": response["executionArn"], "stateMachineArn": arn, "name": name}
