@@ -212,15 +212,9 @@ class FineTuningPipeline(Construct):
             "eval",
             ["genai", "train", "evaluate"],
             {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
+            # No container arguments: inside the job `genai train evaluate` reads the "model" and
+            # "trained" channels and writes /opt/ml/model, the platform's own paths.
             algorithm={
-                "ContainerArguments": [
-                    "--base",
-                    "/opt/ml/input/data/model",
-                    "--trained",
-                    "/opt/ml/input/data/trained",
-                    "--out",
-                    "/opt/ml/model",
-                ],
                 "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
             },
             InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],

@@ -14,24 +14,26 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     sft = sub.add_parser("sft", help="supervised instruction fine-tuning: full, lora, qlora or prompt_tuning")
     _sft_arguments(sft)
-    sft.set_defaults(run=_sft)
+    sft.set_defaults(run=_records_failure(_sft))
 
     launch = sub.add_parser("launch", help="genai train sft under torchrun on every device and host of the job")
     _sft_arguments(launch)
     # SageMaker starts training images as `<entrypoint> train`; accept and ignore that word.
     launch.add_argument("sagemaker_mode", nargs="?", choices=["train"], help=argparse.SUPPRESS)
-    launch.set_defaults(run=_launch)
+    launch.set_defaults(run=_records_failure(_launch))
 
     evaluate = sub.add_parser("evaluate", help="ROUGE before vs after on the held-out split (the pipeline's gate)")
-    evaluate.add_argument("--base", type=Path, required=True, help="the base model folder")
+    # Inside a SageMaker job each defaults to the platform's own paths: the "model" and "trained"
+    # channels and /opt/ml/model, so the pipeline's Evaluate step needs no container arguments.
+    evaluate.add_argument("--base", type=Path, help="the base model folder (job: the 'model' channel)")
     evaluate.add_argument(
         "--trained",
         type=Path,
-        required=True,
-        help="sft output folder, or the training job's model.tar.gz (holds model/ and test.jsonl)",
+        help="sft output folder, or the training job's model.tar.gz (holds model/ and test.jsonl); "
+        "job: the 'trained' channel",
     )
-    evaluate.add_argument("--out", type=Path, required=True)
-    evaluate.set_defaults(run=_evaluate)
+    evaluate.add_argument("--out", type=Path, help="where the report goes (job: /opt/ml/model)")
+    evaluate.set_defaults(run=_records_failure(_evaluate))
 
     submit = sub.add_parser("submit", help="start the deployed fine-tuning pipeline for a dataset")
     submit.add_argument("-c", dest="context", required=True, metavar="env=NAME", help="the environment, e.g. env=dev")
@@ -40,8 +42,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     submit.set_defaults(run=_submit)
 
 
+def _records_failure(run):
+    """Inside a SageMaker job, a failure's reason goes to /opt/ml/output/failure (the job's FailureReason)."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        from ..train.platform import record_failure
+
+        try:
+            code = run(args)
+        except Exception as error:
+            record_failure(error)
+            raise
+        if code:
+            record_failure(RuntimeError(f"genai train {args.command} exited with status {code}"))
+        return code
+
+    return wrapped
+
+
 def _sft_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML/JSON TrainConfig (SageMaker's SM_* variables override it)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML/JSON TrainConfig (inside a SageMaker job its channels and hyperparameters override it)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -96,8 +122,18 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
     from ..train.evaluate import evaluate_output
+    from ..train.platform import current_job
 
+    job = current_job()
+    if job is not None:
+        args.base = args.base or job.channels.get("model")
+        args.trained = args.trained or job.channels.get("trained")
+        args.out = args.out or job.model_dir
+    missing = [f"--{name}" for name in ("base", "trained", "out") if getattr(args, name) is None]
+    if missing:
+        raise UsageError(f"{', '.join(missing)}: required outside a SageMaker job (no 'model'/'trained' channel)")
     report = evaluate_output(args.base, args.trained, args.out)
     for name, value in report["after"].items():
         print(f"{name}={value}")  # SageMaker metric definitions read these lines
