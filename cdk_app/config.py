@@ -243,20 +243,47 @@ class InferenceConfig(_Strict):
 
 
 class InstanceGroupConfig(_Strict):
+    """A Slurm compute group of the HyperPod cluster (``InstanceGroup``)."""
+
     name: str
     instance_type: str = "ml.trn1.32xlarge"
     instance_count: int = Field(1, ge=1)
     volume_size_gb: int = Field(500, ge=1)
+    partition: str | None = None
+    """The Slurm partition its nodes join (sbatch --partition); default the group name."""
+    deep_health_checks: list[Literal["InstanceStress", "InstanceConnectivity"]] | None = None
+    """On-start deep health checks; unset for the instance family's default, ``[]`` to turn them off."""
+
+    def build(self):
+        from genai_cdk import InstanceGroup
+
+        return InstanceGroup(
+            self.name,
+            self.instance_type,
+            self.instance_count,
+            self.volume_size_gb,
+            partition=self.partition,
+            deep_health_checks=tuple(self.deep_health_checks) if self.deep_health_checks is not None else None,
+        )
+
+    @model_validator(mode="after")
+    def _valid(self) -> InstanceGroupConfig:
+        self.build()  # the construct's own ValueError (partition name, checks), reported with this path
+        return self
 
 
 class ClusterConfig(_Strict):
-    """The HyperPod training cluster (``TrainiumCluster``)."""
+    """The HyperPod training cluster (``TrainiumCluster``): a Slurm controller and compute partitions."""
 
     data_bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     data_prefix: str = ""
     availability_zone: str | None = None
     controller_instance_type: str = "ml.m5.xlarge"
+    login_instance_type: str | None = None
+    """A Slurm login node for users' sbatch/srun (one node); unset: users work on the controller."""
+    slurm_config_strategy: Literal["Managed", "Overwrite", "Merge"] = "Managed"
     workers: list[InstanceGroupConfig] = Field(min_length=1)
+    """The Slurm compute groups, one partition each (several groups may share one)."""
     fsx_storage_gib: int = 1200
     fsx_throughput_per_tib: int = 250
 
@@ -264,8 +291,14 @@ class ClusterConfig(_Strict):
         from genai_cdk import InstanceGroup
 
         controller = InstanceGroup("controller", self.controller_instance_type, 1, volume_size_gb=100)
-        workers = [InstanceGroup(w.name, w.instance_type, w.instance_count, w.volume_size_gb) for w in self.workers]
-        return controller, workers
+        return controller, [w.build() for w in self.workers]
+
+    def login(self):
+        from genai_cdk import InstanceGroup
+
+        if self.login_instance_type is None:
+            return None
+        return InstanceGroup("login", self.login_instance_type, 1, volume_size_gb=100)
 
     @model_validator(mode="after")
     def _valid(self) -> ClusterConfig:
@@ -278,6 +311,8 @@ class ClusterConfig(_Strict):
             self.fsx_storage_gib,
             self.fsx_throughput_per_tib,
             TrainiumCluster.default_lifecycle_scripts(),
+            login=self.login(),
+            slurm_config_strategy=self.slurm_config_strategy,
         )
         return self
 

@@ -50,7 +50,9 @@ class TrainingStack(Stack):
             data_prefix=cluster_config.data_prefix,
             availability_zone=cluster_config.availability_zone,
             controller=controller,
+            login=cluster_config.login(),
             workers=workers,
+            slurm_config_strategy=cluster_config.slurm_config_strategy,
             fsx_storage_gib=cluster_config.fsx_storage_gib,
             fsx_throughput_per_tib=cluster_config.fsx_throughput_per_tib,
         )

@@ -30,6 +30,7 @@ _EXPORTS = {
     "InstanceGroup": "trainium_cluster",
     "FineTuningPipeline": "fine_tuning_pipeline",
     "QualityGate": "fine_tuning_pipeline",
+    "TrainingImage": "fine_tuning_pipeline",
     "TrainingJobSettings": "fine_tuning_pipeline",
     "TrainiumCluster": "trainium_cluster",
     "Variant": "variant",
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
     from .bedrock_governance import BedrockAlarms, BedrockGovernance
     from .claims_action_group import ClaimsActionGroup
     from .data_capture import DataCapture
-    from .fine_tuning_pipeline import FineTuningPipeline, QualityGate, TrainingJobSettings
+    from .fine_tuning_pipeline import FineTuningPipeline, QualityGate, TrainingImage, TrainingJobSettings
     from .ingestion_pipeline import IngestionPipeline
     from .instance_types import INSTANCE_SPECS, InstanceSpec, instance_spec
     from .knowledge_base import KnowledgeBase

@@ -10,11 +10,13 @@ an alarm watches failed executions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from aws_cdk import ArnFormat, Duration, Names, Stack
+from aws_cdk import ArnFormat, Duration, Names, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -26,9 +28,11 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ._validation import invalid, require_choice, require_int, require_number
+from .lmi_image import LmiImage
 from .nag import acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
+from .train_config import hyperparameter_problems
 
 TRAINING_TYPES = (
     "ml.trn1.2xlarge",
@@ -78,6 +82,45 @@ class TrainingJobSettings:
             )
 
 
+class TrainingImage:
+    """The training image (``containers/training``): a repository of yours plus a tag, or an ECR URI.
+
+    ``bind`` returns the URI and lets the role pull that one repository; a repository works across
+    stacks and with tokens, where a URI string cannot be parsed.
+    """
+
+    def __init__(self, image: LmiImage) -> None:
+        self._image = image
+
+    @staticmethod
+    def from_ecr_repository(repository: ecr.IRepository, tag: str = "latest") -> TrainingImage:
+        if not isinstance(tag, str) or not tag or ":" in tag or "/" in tag:
+            raise invalid("training_image.tag", tag, "give only the tag, e.g. 'v1'.")
+        return TrainingImage(LmiImage.from_ecr_repository(repository, tag))
+
+    @staticmethod
+    def from_image_uri(image_uri: str) -> TrainingImage:
+        if isinstance(image_uri, str) and Token.is_unresolved(image_uri):
+            raise invalid(
+                "training_image",
+                image_uri,
+                "a token's text cannot be parsed into the repository the role must pull from; pass "
+                "TrainingImage.from_ecr_repository(repository, tag) instead of repository.repository_uri_for_tag(tag).",
+            )
+        try:
+            return TrainingImage(LmiImage.from_image_uri(image_uri))
+        except ValueError:
+            raise invalid(
+                "training_image",
+                image_uri,
+                "SageMaker pulls from ECR only: give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG, or "
+                "TrainingImage.from_ecr_repository(repository, tag).",
+            ) from None
+
+    def bind(self, scope: Construct, role: iam.IRole) -> str:
+        return self._image.bind(scope, role)
+
+
 class FineTuningPipeline(Construct):
     """Escape hatches: ``state_machine``, ``training_role``, ``artifacts_bucket``, ``model_package_group``,
     ``failure_alarm``, ``topic``."""
@@ -87,7 +130,7 @@ class FineTuningPipeline(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        training_image: str,
+        training_image: str | TrainingImage,
         base_model_bucket: s3.IBucket,
         base_model_prefix: str,
         data_bucket: s3.IBucket,
@@ -100,11 +143,12 @@ class FineTuningPipeline(Construct):
         alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """
-        :param training_image: ECR URI of the runtime training image (containers/training), whose
-            entry point is ``genai train sft``.
+        :param training_image: the runtime training image (containers/training): a ``TrainingImage`` or
+            its ECR URI; the jobs start it as ``genai train launch`` / ``genai train evaluate``.
         :param base_model_bucket: where the base model lives (``base_model_prefix``, uncompressed).
         :param data_bucket: the datasets; each execution names its dataset's S3 URI in its input.
-        :param hyperparameters: ``genai train sft`` config keys (``lora__r``: "16"), per environment.
+        :param hyperparameters: ``genai train sft`` config keys (``lora__r``: "16"), per environment; checked
+            against ``TrainConfig`` at synth time. An execution's ``"hyperparameters"`` input is merged over them.
         """
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
@@ -112,12 +156,24 @@ class FineTuningPipeline(Construct):
         training = training or TrainingJobSettings()
         quality_gate = quality_gate or QualityGate()
         require_choice("evaluation_instance_type", evaluation_instance_type, TRAINING_TYPES)
-        if not isinstance(training_image, str) or ".dkr.ecr." not in training_image:
-            raise invalid("training_image", training_image, "give the ECR URI of the training image.")
+        if isinstance(training_image, str):
+            training_image = TrainingImage.from_image_uri(training_image)
+        if not isinstance(training_image, TrainingImage):
+            raise invalid("training_image", training_image, "give a TrainingImage or the ECR URI of the image.")
         hyperparameters = dict(hyperparameters or {})
         for key, value in hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise invalid("hyperparameters", {key: value}, "keys and values are strings, as SageMaker passes them.")
+        # The Evaluate step is the pipeline's ROUGE gate: the Train job need not score the same split first.
+        hyperparameters = {"evaluate": "false", **hyperparameters}
+        problems = hyperparameter_problems(hyperparameters)
+        if problems:
+            raise invalid(
+                "hyperparameters",
+                hyperparameters,
+                f"genai train launch would refuse them ({'; '.join(problems)}); use TrainConfig keys, '__' for "
+                "nesting (lora__r).",
+            )
         prefix = base_model_prefix.strip("/")
         if not prefix:
             raise invalid("base_model_prefix", base_model_prefix, "name the folder of the base model.")
@@ -141,7 +197,8 @@ class FineTuningPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Fine-tuning and evaluation jobs (least privilege)",
         )
-        self._grant_training_role(stack, base_model_bucket, prefix, data_bucket, training_image)
+        self._grant_training_role(stack, base_model_bucket, prefix, data_bucket)
+        image_uri = training_image.bind(self, self.training_role)
 
         base_uri = f"s3://{base_model_bucket.bucket_name}/{prefix}/"
         output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
@@ -151,7 +208,7 @@ class FineTuningPipeline(Construct):
         ) -> sfn.CustomState:
             """A createTrainingJob.sync state on the training image, its job named after the execution."""
             algorithm = {
-                "TrainingImage": training_image,
+                "TrainingImage": image_uri,
                 "TrainingInputMode": "File",
                 "ContainerEntrypoint": entrypoint,
                 **parameters.pop("algorithm", {}),
@@ -187,7 +244,7 @@ class FineTuningPipeline(Construct):
                 "InstanceCount": training.instance_count,
                 "VolumeSizeInGB": training.volume_size_gb,
             },
-            HyperParameters=hyperparameters,
+            **{"HyperParameters.$": "$.job.hyperparameters"},
             InputDataConfig=[_channel("train", "$.dataset"), _channel("model", base_uri)],
             StoppingCondition={
                 "MaxRuntimeInSeconds": int(training.max_runtime.to_seconds()),
@@ -227,6 +284,30 @@ class FineTuningPipeline(Construct):
                 "ResultPath": "$.evaluation",
             },
         )
+        # An execution's "hyperparameters" reach the job, merged over the construct's (genai train submit
+        # checks them first); without any, the construct's own apply.
+        with_overrides = sfn.Pass(
+            self,
+            "MergeHyperparameters",
+            parameters={
+                "hyperparameters.$": f"States.JsonMerge(States.StringToJson('{_json(hyperparameters)}'), "
+                "$.hyperparameters, false)"
+            },
+            result_path="$.job",
+        )
+        defaults = sfn.Pass(
+            self,
+            "DefaultHyperparameters",
+            result=sfn.Result.from_object({"hyperparameters": hyperparameters}),
+            result_path="$.job",
+        )
+        prepare = (
+            sfn.Choice(self, "Hyperparameters")
+            .when(sfn.Condition.is_present("$.hyperparameters"), with_overrides)
+            .otherwise(defaults)
+        )
+        with_overrides.next(train)
+        defaults.next(train)
         register = tasks.CallAwsService(
             self,
             "Register",
@@ -240,7 +321,7 @@ class FineTuningPipeline(Construct):
                 "ModelApprovalStatus": "PendingManualApproval",
                 "ModelPackageDescription.$": "States.Format('Fine-tuned by execution {}', $$.Execution.Name)",
                 "InferenceSpecification": {
-                    "Containers": [{"Image": training_image, "ModelDataUrl.$": "$.train.ModelArtifacts"}],
+                    "Containers": [{"Image": image_uri, "ModelDataUrl.$": "$.train.ModelArtifacts"}],
                     "SupportedContentTypes": ["application/json"],
                     "SupportedResponseMIMETypes": ["application/json"],
                 },
@@ -282,6 +363,7 @@ class FineTuningPipeline(Construct):
             )
             .otherwise(below_gate)
         )
+        train.next(evaluate).next(gate)
 
         log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=self.key, retention=logs.RetentionDays.ONE_YEAR)
         self.key.add_to_resource_policy(
@@ -304,7 +386,7 @@ class FineTuningPipeline(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(train.next(evaluate).next(gate)),
+            definition_body=sfn.DefinitionBody.from_chainable(prepare),
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
@@ -328,9 +410,7 @@ class FineTuningPipeline(Construct):
         )
         self.failure_alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
 
-    def _grant_training_role(
-        self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket, image: str
-    ) -> None:
+    def _grant_training_role(self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket) -> None:
         role = self.training_role
         allow(
             role,
@@ -357,24 +437,6 @@ class FineTuningPipeline(Construct):
             "Jobs write model artifacts and spot checkpoints under per-execution names in their own bucket.",
         )
         self.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey")
-        repository = image.split("/", 1)[1].split(":")[0].split("@")[0]
-        account, region = image.split(".", 1)[0], image.split(".")[3]
-        allow(
-            role,
-            iam.PolicyStatement(
-                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    stack.format_arn(
-                        service="ecr", account=account, region=region, resource="repository", resource_name=repository
-                    )
-                ],
-            ),
-        )
-        allow(
-            role,
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            "ecr:GetAuthorizationToken has no resource-level permissions; pulls are scoped to one repository.",
-        )
         allow(
             role,
             iam.PolicyStatement(
@@ -454,6 +516,12 @@ class FineTuningPipeline(Construct):
             ),
             "Model packages get version numbers at registration; the grant stays inside the pipeline's group.",
         )
+
+
+def _json(value: dict) -> str:
+    """``value`` as a string literal for an intrinsic function: ASL wants ' { } and \\ escaped there."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "".join("\\" + ch if ch in "'{}\\" else ch for ch in text)
 
 
 def _channel(name: str, uri: str) -> dict:

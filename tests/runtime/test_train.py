@@ -354,8 +354,10 @@ def test_submit_starts_the_deployed_pipeline(monkeypatch):
         assert execution["stateMachineArn"] == arn
         assert json.loads(execution["input"]) == {
             "dataset": "s3://my-data/samsum/train.jsonl",
-            "hyperparameters": {"lora__r": 16},
+            "hyperparameters": {"lora__r": "16"},  # strings, as CreateTrainingJob takes them
         }
+        with pytest.raises(UsageError, match=r"--set: lora.rr: unknown key"):
+            submit("dev", "s3://my-data/x.jsonl", hyperparameters={"lora.rr": 4})
         with pytest.raises(UsageError, match="stack genai-prod-training not found"):
             submit("prod", "s3://my-data/x.jsonl")
         with pytest.raises(UsageError, match="give the S3 URI"):

@@ -30,9 +30,37 @@ def test_every_environment_synthesizes_its_stacks(synthesized):
 def test_prod_trains_on_four_trn1n_nodes_with_fsx(synthesized):
     template = synthesized.template("prod", "training")
     cluster = next(iter(template.find_resources("AWS::SageMaker::Cluster").values()))["Properties"]
-    workers = [g for g in cluster["InstanceGroups"] if g["InstanceGroupName"] != "controller"]
-    assert [(g["InstanceType"], g["InstanceCount"]) for g in workers] == [("ml.trn1n.32xlarge", 4)]
+    workers = [g for g in cluster["InstanceGroups"] if g["SlurmConfig"]["NodeType"] == "Compute"]
+    assert [(g["InstanceType"], g["InstanceCount"]) for g in workers] == [
+        ("ml.trn1n.32xlarge", 4),
+        ("ml.g5.12xlarge", 1),
+    ]
     template.has_resource_properties("AWS::FSx::FileSystem", {"StorageCapacity": 4800})
+
+
+def test_prod_cluster_runs_slurm_with_a_controller_and_two_partitions(synthesized):
+    template = synthesized.template("prod", "training")
+    cluster = next(iter(template.find_resources("AWS::SageMaker::Cluster").values()))["Properties"]
+    assert cluster["Orchestrator"] == {"Slurm": {"SlurmConfigStrategy": "Managed"}}
+    assert [
+        (g["InstanceGroupName"], g["SlurmConfig"], g.get("OnStartDeepHealthChecks")) for g in cluster["InstanceGroups"]
+    ] == [
+        ("controller", {"NodeType": "Controller"}, None),
+        ("login", {"NodeType": "Login"}, None),
+        ("trn1n", {"NodeType": "Compute", "PartitionNames": ["train"]}, ["InstanceStress"]),
+        ("eval", {"NodeType": "Compute", "PartitionNames": ["eval"]}, None),
+    ]
+    assert {g["LifeCycleConfig"]["OnCreate"] for g in cluster["InstanceGroups"]} == {"on_create.sh"}
+    template.resource_count_is("Custom::CDKBucketDeployment", 1)
+
+
+def test_dev_cluster_turns_deep_health_checks_off(synthesized):
+    template = synthesized.template("dev", "training")
+    cluster = next(iter(template.find_resources("AWS::SageMaker::Cluster").values()))["Properties"]
+    compute = [g for g in cluster["InstanceGroups"] if g["SlurmConfig"]["NodeType"] == "Compute"]
+    assert [(g["SlurmConfig"]["PartitionNames"], g.get("OnStartDeepHealthChecks")) for g in compute] == [
+        (["train"], None)
+    ]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

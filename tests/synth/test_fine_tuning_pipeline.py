@@ -51,7 +51,10 @@ def built():
 def test_train_evaluate_gate_register(built):
     _, _, definition = built
     states = definition["States"]
-    assert definition["StartAt"] == "Train"
+    assert definition["StartAt"] == "Hyperparameters"
+    assert {c["Next"] for c in states["Hyperparameters"]["Choices"]} == {"MergeHyperparameters"}
+    assert states["Hyperparameters"]["Default"] == "DefaultHyperparameters"
+    assert states["MergeHyperparameters"]["Next"] == states["DefaultHyperparameters"]["Next"] == "Train"
     assert states["Train"]["Next"] == "Evaluate" and states["Evaluate"]["Next"] == "QualityGate"
     gate = states["QualityGate"]
     assert gate["Choices"][0] == {
@@ -70,7 +73,17 @@ def test_training_job_uses_spot_with_checkpoints_on_trainium(built):
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 129600}
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert job["ResourceConfig"]["InstanceType"] == "ml.trn1.32xlarge" and job["ResourceConfig"]["InstanceCount"] == 2
-    assert job["HyperParameters"] == {"mode": "lora", "lora__r": "16"}
+    assert job["HyperParameters.$"] == "$.job.hyperparameters"
+    states = definition["States"]
+    assert states["DefaultHyperparameters"]["Result"] == {
+        "hyperparameters": {"evaluate": "false", "mode": "lora", "lora__r": "16"}
+    }
+    merge = states["MergeHyperparameters"]["Parameters"]["hyperparameters.$"]
+    assert merge == (
+        "States.JsonMerge(States.StringToJson('"
+        + '\\{"evaluate":"false","lora__r":"16","mode":"lora"\\}'
+        + "'), $.hyperparameters, false)"
+    )
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
     assert channels["train"]["S3Uri.$"] == "$.dataset"
     assert channels["model"]["S3Uri"] == "s3://my-models/llama2-7b/"
@@ -141,7 +154,7 @@ def test_iam_is_scoped(built):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"training_image": "docker.io/me/train:1"}, "give the ECR URI"),
+        ({"training_image": "docker.io/me/train:1"}, "training_image=.*SageMaker pulls from ECR only"),
         ({"base_model_prefix": "/"}, "base_model_prefix='/' is invalid"),
         ({"hyperparameters": {"lora__r": 16}}, "keys and values are strings"),
         ({"evaluation_instance_type": "ml.x1.big"}, "evaluation_instance_type='ml.x1.big' is invalid"),
@@ -176,3 +189,59 @@ def test_bad_props(kwargs, message):
 def test_bad_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def _minimal(**kwargs):
+    stack, models, data = _stack()
+    settings = {"training_image": IMAGE, "base_model_bucket": models, "base_model_prefix": "m/", "data_bucket": data}
+    FineTuningPipeline(stack, "Sft", **{**settings, **kwargs})
+    return stack
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "message"),
+    [
+        ({"mdoe": "lora"}, r"mdoe: unknown key"),
+        ({"lora__rr": "4"}, r"lora.rr: unknown key"),
+        ({"lora__r": "sixteen"}, r"lora.r: Input should be a valid integer"),
+        ({"mode": "dpo"}, r"mode: Input should be"),
+    ],
+)
+def test_hyperparameter_typos_fail_at_synth(hyperparameters, message):
+    with pytest.raises(ValueError, match=message):
+        _minimal(hyperparameters=hyperparameters)
+
+
+def test_a_tokenized_image_uri_is_refused_and_a_repository_works():
+    from aws_cdk import aws_ecr as ecr
+
+    from genai_cdk import TrainingImage
+
+    stack, models, data = _stack()
+    repository = ecr.Repository(stack, "Repo")
+    with pytest.raises(ValueError, match=r"TrainingImage.from_ecr_repository"):
+        FineTuningPipeline(
+            stack,
+            "Bad",
+            training_image=repository.repository_uri_for_tag("v1"),
+            base_model_bucket=models,
+            base_model_prefix="m/",
+            data_bucket=data,
+        )
+    FineTuningPipeline(
+        stack,
+        "Good",
+        training_image=TrainingImage.from_ecr_repository(repository, "v1"),
+        base_model_bucket=models,
+        base_model_prefix="m/",
+        data_bucket=data,
+    )
+    template = Template.from_stack(stack)
+    statements = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
+    assert pull["Resource"] == {"Fn::GetAtt": [next(iter(template.find_resources("AWS::ECR::Repository"))), "Arn"]}
+    assert "ecr:ecr:" not in json.dumps(template.to_json())

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
+
+from ..train.slurm import DEFAULT_INSTANCE_TYPE, DEFAULT_VENV, SHARED_ROOT
+from ._args import positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +38,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--out", type=Path, help="where the report goes (job: /opt/ml/model)")
     evaluate.set_defaults(run=_records_failure(_evaluate))
+
+    slurm = sub.add_parser(
+        "slurm-script",
+        help="write an sbatch script that runs genai train launch on every node of a HyperPod Slurm cluster",
+        description="Write an sbatch script: srun starts `genai train launch` once per node, torchrun one process "
+        "per NeuronCore/GPU, with the rendezvous from Slurm's variables. Data, outputs and checkpoints go on "
+        "FSx (/fsx), which every node mounts. Submit it with sbatch on the login or controller node.",
+    )
+    slurm.add_argument("--config", type=Path, required=True, help="YAML/JSON TrainConfig (embedded in the script)")
+    slurm.add_argument("--nodes", type=positive_int, required=True, help="nodes of the job (sbatch --nodes)")
+    slurm.add_argument("--partition", help="the Slurm partition (sbatch --partition); default: the cluster's default")
+    slurm.add_argument(
+        "--instance-type",
+        default=DEFAULT_INSTANCE_TYPE,
+        help=f"the nodes' instance type (default {DEFAULT_INSTANCE_TYPE})",
+    )
+    slurm.add_argument("--time", help="time limit, HH:MM:SS or another sbatch format (sbatch --time)")
+    slurm.add_argument("--job-name", help="the job's name and its folder under /fsx/genai (default: the config's name)")
+    slurm.add_argument(
+        "--venv", default=DEFAULT_VENV, help=f"the virtualenv with genai-cdk[runtime] (default {DEFAULT_VENV})"
+    )
+    slurm.add_argument("--out", type=Path, help="where the script goes (default: standard output)")
+    slurm.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set mode=qlora"
+    )
+    slurm.add_argument(
+        "--allow-local-paths",
+        action="store_true",
+        help="accept output, checkpoint, data and model paths outside /fsx (only if they are shared otherwise)",
+    )
+    slurm.set_defaults(run=_slurm_script)
 
     submit = sub.add_parser("submit", help="start the deployed fine-tuning pipeline for a dataset")
     submit.add_argument("-c", dest="context", required=True, metavar="env=NAME", help="the environment, e.g. env=dev")
@@ -100,7 +135,8 @@ def _sft(args: argparse.Namespace) -> int:
     config = load_config(args.config, _pairs(args.set))
     result = run_sft(config)
     print(json.dumps({k: v for k, v in asdict(result).items() if k != "losses"}, indent=2))
-    if config.evaluate and not args.no_eval:
+    # Under torchrun rank 0 alone wrote the outputs (test.jsonl included): it alone evaluates.
+    if config.evaluate and not args.no_eval and os.environ.get("RANK", "0") == "0":
         from ..train.evaluate import evaluate_before_after
 
         report = evaluate_before_after(
@@ -113,7 +149,10 @@ def _sft(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace) -> int:
     import subprocess
 
+    from ..train.config import load_config
     from ..train.launch import torchrun_command
+
+    load_config(args.config, _pairs(args.set))  # refuse a bad config here, once, not in every process
 
     forwarded = ([f"--config={args.config}"] if args.config else []) + [f"--set={item}" for item in args.set]
     command = torchrun_command(forwarded + (["--no-eval"] if args.no_eval else []))
@@ -138,6 +177,46 @@ def _evaluate(args: argparse.Namespace) -> int:
     for name, value in report["after"].items():
         print(f"{name}={value}")  # SageMaker metric definitions read these lines
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _slurm_script(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..errors import UsageError
+    from ..train.slurm import slurm_script
+
+    job = slurm_script(
+        args.config,
+        args.nodes,
+        instance_type=args.instance_type,
+        partition=args.partition,
+        time=args.time,
+        job_name=args.job_name,
+        venv=args.venv,
+        overrides=_pairs(args.set),
+        allow_local_paths=args.allow_local_paths,
+    )
+    if args.out is None:
+        sys.stdout.write(job.text)
+        return 0
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out={args.out}: no folder {args.out.parent}")
+    args.out.write_text(job.text)
+    args.out.chmod(0o755)
+    # Slurm does not create the folder of #SBATCH --output; without it the job has no log. Create it here on
+    # the cluster (never a stray /fsx on a machine that does not mount it).
+    logs = Path(job.log_dir)
+    try:
+        if logs.is_relative_to(SHARED_ROOT) and not Path(SHARED_ROOT).is_dir():
+            raise FileNotFoundError(f"{SHARED_ROOT} is not mounted here")
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"genai: note: create {logs} on the cluster before sbatch ({error})", file=sys.stderr)
+    print(
+        f"wrote {args.out}: {job.nodes} x {job.instance_type}, {job.processes_per_node} process(es) per node, "
+        f"outputs in {job.output_dir}; submit it on the login node: sbatch {args.out}"
+    )
     return 0
 
 

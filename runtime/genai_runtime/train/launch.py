@@ -35,6 +35,13 @@ def torchrun_command(sft_args: list[str], environ: dict[str, str] | None = None)
     if job is not None:
         hosts = sorted(job.hosts)
         return _torchrun(len(hosts), job.host_rank, job.accelerators(), hosts[0], environ, sft_args)
+    from .slurm import slurm_allocation
+
+    # A Slurm job step (HyperPod; `genai train slurm-script`): srun starts this once per node, and
+    # SLURM_NNODES / SLURM_NODEID / MASTER_ADDR (or the node list) give the rendezvous.
+    slurm = slurm_allocation(environ)
+    if slurm is not None:
+        return _torchrun(slurm.nodes, slurm.node_rank, slurm.processes, slurm.master_addr, environ, sft_args)
     try:
         hosts = json.loads(environ.get("SM_HOSTS", "[]")) or ["localhost"]
     except json.JSONDecodeError:
@@ -49,6 +56,8 @@ def torchrun_command(sft_args: list[str], environ: dict[str, str] | None = None)
 def _torchrun(
     nodes: int, rank: int, processes: int, master: str, environ: dict[str, str], sft_args: list[str]
 ) -> list[str]:
+    if nodes == 1:  # the host rendezvouses with itself: loopback, whether or not its name resolves here
+        master = "127.0.0.1"
     return [
         sys.executable,
         "-m",

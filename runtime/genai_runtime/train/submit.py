@@ -35,15 +35,32 @@ def submit(
 ) -> dict:
     if not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", dataset_uri):
         raise UsageError(f"--dataset={dataset_uri}: give the S3 URI of the training data, s3://BUCKET/KEY")
+    hyperparameters = job_hyperparameters(hyperparameters or {})
     arn = pipeline_arn(env, cloudformation)
     client = stepfunctions or _client("stepfunctions")
     name = f"sft-{time.strftime('%Y%m%d-%H%M%S')}"
     response = client.start_execution(
         stateMachineArn=arn,
         name=name,
-        input=json.dumps({"dataset": dataset_uri, "hyperparameters": hyperparameters or {}}),
+        # The state machine merges these over the pipeline's own into the job's HyperParameters.
+        input=json.dumps({"dataset": dataset_uri, "hyperparameters": hyperparameters}),
     )
     return {"executionArn": response["executionArn"], "stateMachineArn": arn, "name": name}
+
+
+def job_hyperparameters(overrides: dict) -> dict[str, str]:
+    """``--set`` overrides as SageMaker hyperparameters (string values, ``__`` nesting), checked against
+    ``TrainConfig`` here, so a typo is refused before an execution starts rather than inside the job."""
+    from genai_cdk.train_config import hyperparameter_problems
+
+    converted = {
+        str(key).replace(".", "__"): value if isinstance(value, str) else json.dumps(value)
+        for key, value in overrides.items()
+    }
+    problems = hyperparameter_problems(converted)
+    if problems:
+        raise UsageError(f"--set: {'; '.join(problems)}")
+    return converted
 
 
 def _client(service: str):
