@@ -35,11 +35,41 @@ def register(commands: argparse._SubParsersAction) -> None:
     local.add_argument(
         "--claims-table",
         metavar="TABLE",
-        help="give the agent the insurance-claims action group, backed by this DynamoDB table",
+        help="give the agent the insurance-claims action group (lambdas.claims_action_group), backed by this "
+        "DynamoDB table",
+    )
+    local.add_argument(
+        "--action-group",
+        metavar="MODULE",
+        help="give the agent any action group: a module with ACTION_GROUP, handler(event, context) and "
+        "openapi_schema(), e.g. your own Powertools BedrockAgentResolver Lambda",
     )
     local.add_argument("--max-steps", type=int, default=6, help="ReAct actions before giving up (default: 6)")
     local.add_argument("--max-new-tokens", type=int, default=256)
     local.set_defaults(run=_local)
+
+
+# Loaded by name: the runtime defines the action-group protocol, lambdas/ implements it (never imported here).
+CLAIMS_ACTION_GROUP = "lambdas.claims_action_group"
+
+
+def _action_group(module_name: str):
+    """``(name, openapi schema, handler)`` of an action-group module."""
+    import importlib
+
+    from ..errors import UsageError
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(
+            f"--action-group {module_name}: cannot import it ({error}); run from the repository root, or put "
+            "the module on PYTHONPATH"
+        ) from None
+    missing = [name for name in ("ACTION_GROUP", "handler", "openapi_schema") if not hasattr(module, name)]
+    if missing:
+        raise UsageError(f"--action-group {module_name}: has no {', '.join(missing)}; see `genai agent local -h`")
+    return module.ACTION_GROUP, module.openapi_schema(), module.handler
 
 
 def _invoke(args: argparse.Namespace) -> int:
@@ -70,19 +100,14 @@ def _local(args: argparse.Namespace) -> int:
         print(f"\nAnswer: {answer}")
         return 0
     tools = [calculator_tool(llm)]
+    module_name = args.action_group
     if args.claims_table:
         import os
 
         os.environ["CLAIMS_TABLE"] = args.claims_table
-        try:
-            from lambdas.claims_action_group import ACTION_GROUP, handler, openapi_schema
-        except ImportError:
-            raise UsageError(
-                "--claims-table runs the repository's lambdas/claims_action_group.py: run from the "
-                "repository root (or put it on PYTHONPATH)"
-            ) from None
-
-        tools += action_group_tools(ACTION_GROUP, openapi_schema(), handler)
+        module_name = module_name or CLAIMS_ACTION_GROUP
+    if module_name:
+        tools += action_group_tools(*_action_group(module_name))
     result = react(args.question, llm, tools, max_steps=args.max_steps)
     for step in result.steps:
         print(f"Thought: {step.thought}\nAction: {step.tool}[{step.tool_input}]\nObservation: {step.observation}\n")
