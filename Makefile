@@ -57,8 +57,10 @@ test: setup setup-gptq
 bench: setup
 	for b in synth_speed server_overhead serve_throughput quantization train_overhead rag; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
 
+## lint: ruff's lint rules and its formatting check over the whole tree (what .ci/run runs before the tests)
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf cdk.out .pytest_cache $(GPTQ_VENV)

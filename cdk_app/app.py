@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
@@ -79,10 +80,14 @@ def build_stacks(app: App, config: EnvironmentConfig) -> list[Stack]:
 
 
 def build_app(app: App | None = None, env_name: str | None = None) -> tuple[App, list[Stack]]:
-    """Create the stacks of ``env_name`` (default: the ``env`` context, else dev) with cdk-nag attached."""
+    """Create the stacks of ``env_name`` (default: the ``env`` context, else dev) with cdk-nag attached.
+
+    The ``env_dir`` context (``-c env_dir=DIR``) reads ``DIR/NAME.yaml`` instead of the shipped environments.
+    """
     app = app or App()
     env_name = env_name or app.node.try_get_context("env") or DEFAULT_ENVIRONMENT
-    config = load_environment(env_name)
+    env_dir = app.node.try_get_context("env_dir")
+    config = load_environment(env_name, Path(env_dir)) if env_dir else load_environment(env_name)
     stacks = build_stacks(app, config)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     return app, stacks

@@ -507,6 +507,13 @@ class EnvironmentConfig(_Strict):
 
     @model_validator(mode="after")
     def _sections_fit(self) -> EnvironmentConfig:
+        # Synth does no availability-zone lookup, so nothing else would catch a zone of another region.
+        foreign = [zone for zone in self.network.availability_zones if not re.fullmatch(rf"{self.region}[a-z]", zone)]
+        if foreign:
+            raise ValueError(
+                f"network.availability_zones {foreign} are not zones of region {self.region}; "
+                f"use names like {self.region}a"
+            )
         if self.agents is not None and self.agents.knowledge_base:
             if self.rag is None or self.rag.vector_store.deployment != "serverless":
                 raise ValueError(

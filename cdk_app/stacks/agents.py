@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -17,9 +17,10 @@ from genai_cdk import (
 )
 
 from ..config import EnvironmentConfig
+from .base import EnvironmentStack
 
 
-class AgentsStack(Stack):
+class AgentsStack(EnvironmentStack):
     def __init__(
         self,
         scope: Construct,
@@ -30,7 +31,7 @@ class AgentsStack(Stack):
         knowledge_base: KnowledgeBaseAttachment | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, config=config, **kwargs)
         agents = config.agents
         key = kms.Key.from_key_arn(self, "Key", config.kms.key_arn) if config.kms.key_arn else None
         self.claims = ClaimsActionGroup(self, "Claims", vpc=vpc, encryption_key=key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
@@ -13,13 +13,14 @@ from constructs import Construct
 from genai_cdk import DataCapture, LmiEndpoint, ModelArtifact, Variant, encrypted_alarm_topic
 
 from ..config import EnvironmentConfig, VariantConfig
+from .base import EnvironmentStack
 
 
-class InferenceStack(Stack):
+class InferenceStack(EnvironmentStack):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, config=config, **kwargs)
         inference = config.inference
         self.key: kms.IKey
         if config.kms.key_arn:

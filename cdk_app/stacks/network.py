@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ..config import EnvironmentConfig
+from .base import EnvironmentStack
 
 
-class NetworkStack(Stack):
+class NetworkStack(EnvironmentStack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, config=config, **kwargs)
         network = config.network
         flow_logs = logs.LogGroup(
             self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -10,9 +10,10 @@ from constructs import Construct
 from genai_cdk import IngestionPipeline, KnowledgeBase, LmiEndpoint, RagApi, TextGenerator, Throttle, VectorStore
 
 from ..config import EnvironmentConfig
+from .base import EnvironmentStack
 
 
-class RagStack(Stack):
+class RagStack(EnvironmentStack):
     def __init__(
         self,
         scope: Construct,
@@ -23,7 +24,7 @@ class RagStack(Stack):
         llm: LmiEndpoint | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, config=config, **kwargs)
         rag = config.rag
         store = rag.vector_store
         # An existing environment key (kms.key_arn) must already let CloudWatch Logs and S3 use it.
@@ -66,7 +67,8 @@ class RagStack(Stack):
         )
         self.knowledge_base = None
         if config.agents is not None and config.agents.knowledge_base:
-            # Here, not in the agents stack: its role joins this store's data-access policy.
+            # Beside its store (it could live in the agents stack as well: a role from another stack gets its own
+            # data-access policy on its side of the reference).
             self.knowledge_base = KnowledgeBase(
                 self,
                 "KnowledgeBase",

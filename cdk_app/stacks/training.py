@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -11,13 +11,14 @@ from genai_cdk import FineTuningPipeline, QualityGate, TrainiumCluster
 from genai_runtime.train.submit import OUTPUT_KEY as PIPELINE_OUTPUT
 
 from ..config import EnvironmentConfig
+from .base import EnvironmentStack
 
 
-class TrainingStack(Stack):
+class TrainingStack(EnvironmentStack):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc, **kwargs
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, config=config, **kwargs)
         self.cluster: TrainiumCluster | None = None
         self.pipeline: FineTuningPipeline | None = None
         if config.training.cluster is not None:

@@ -18,7 +18,7 @@ from constructs import Construct
 from ._validation import invalid
 from .bedrock_agent import BedrockAgent
 from .functions import vpc_function
-from .lambda_image import AGENT_API_HANDLER, lambda_image_code
+from .lambda_image import AGENT_API_HANDLER
 from .rest_api import JsonPostApi, Throttle
 
 # The request model API Gateway enforces; lambdas/agent_api.InvokeRequest is the same in pydantic.
@@ -56,7 +56,8 @@ class AgentApi(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or lambda_image_code(AGENT_API_HANDLER),
+            code=code,
+            handler=AGENT_API_HANDLER,
             vpc=vpc,
             key=key,
             timeout=Duration.seconds(30),

@@ -268,18 +268,38 @@ class BedrockAgent(Construct):
         # The role's policy (not only the role) must exist before CloudFormation prepares the agent.
         self.agent.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
         for group in action_groups:
-            group.function.add_permission(
-                f"InvokedBy{Names.unique_id(self)}{group.name}",
-                principal=iam.ServicePrincipal("bedrock.amazonaws.com"),
-                source_arn=self.agent.attr_agent_arn,
-                source_account=stack.account,
-            )
+            self._allow_invoke(group, stack)
         self.alias = bedrock.CfnAgentAlias(
             self,
             "Alias",
             agent_id=self.agent.attr_agent_id,
             agent_alias_name=alias_name,
             description=f"{alias_name}: the alias applications invoke",
+        )
+
+    def _allow_invoke(self, group: ActionGroup, stack: Stack) -> None:
+        """Let Bedrock invoke ``group.function`` for this agent's ARN only.
+
+        The agent references the function (its executor), so the permission, which references the
+        agent, lives on the agent's side: on the function for a function of this stack, in this
+        construct for a function of another stack (whose stack must not reference the agent's).
+        """
+        if Stack.of(group.function).node.path == stack.node.path:
+            group.function.add_permission(
+                f"InvokedBy{Names.unique_id(self)}{group.name}",
+                principal=iam.ServicePrincipal("bedrock.amazonaws.com"),
+                source_arn=self.agent.attr_agent_arn,
+                source_account=stack.account,
+            )
+            return
+        lambda_.CfnPermission(
+            self,
+            f"InvokePermission{group.name}",
+            action="lambda:InvokeFunction",
+            function_name=group.function.function_arn,
+            principal="bedrock.amazonaws.com",
+            source_arn=self.agent.attr_agent_arn,
+            source_account=stack.account,
         )
 
     @staticmethod

@@ -29,7 +29,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery
-from .nag import acknowledge, acknowledge_policy_wildcards
+from .nag import acknowledge, acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
 
@@ -125,15 +125,12 @@ class BedrockGovernance(Construct):
             assumed_by=iam.ServicePrincipal("bedrock.amazonaws.com", conditions=source),
             description="Bedrock writes invocation logs to CloudWatch",
         )
-        self.logging_role.add_to_policy(
+        allow(
+            self.logging_role,
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
-            )
-        )
-        acknowledge(
-            self.logging_role,
-            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.log_group.node.default_child)}.Arn>:log-stream:*]",
+            ),
             "Bedrock names its log streams itself; the grant stays inside this one log group.",
         )
         self.logging_configuration = self._invocation_logging(stack)

@@ -20,7 +20,7 @@ from constructs import Construct
 
 from .bedrock_agent import ActionGroup
 from .functions import vpc_function
-from .lambda_image import CLAIMS_HANDLER, lambda_image_code
+from .lambda_image import CLAIMS_HANDLER
 
 SCHEMA = Path(__file__).parent / "assets" / "agent_schemas" / "claims.json"
 ACTION_GROUP_NAME = "ClaimManagementActionGroup"
@@ -58,7 +58,8 @@ class ClaimsActionGroup(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or lambda_image_code(CLAIMS_HANDLER),
+            code=code,
+            handler=CLAIMS_HANDLER,
             vpc=vpc,
             key=self.key,
             timeout=Duration.seconds(30),

@@ -25,8 +25,8 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import INGEST_HANDLER, lambda_image_code
-from .nag import acknowledge, acknowledge_policy_wildcards
+from .lambda_image import INGEST_HANDLER
+from .nag import acknowledge, acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .rag_models import EmbeddingModel, require_fit
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
@@ -74,13 +74,15 @@ class IngestionPipeline(Construct):
         :param max_concurrency: concurrent invocations, to protect the embedding endpoint and the domain.
         :param encryption_key: KMS key for the bucket, queues, logs and topic; default the vector store's key.
         :param alarm_topic: where the dead-letter alarm notifies; default a new encrypted topic.
-        :param code: the function image; default built from this repository.
+        :param code: the function image; default built from the installed packages.
+            It runs ``lambdas.rag_ingest.handler``.
         """
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
         self.validate_props(
             vector_store, embeddings, chunk_size, chunk_overlap, batch_size, max_receive_count, max_concurrency
         )
+        vector_store.require_grantable_from(self)
         stack = Stack.of(self)
         self.key = encryption_key or vector_store.key
         allow_logs_delivery(self.key)
@@ -115,7 +117,8 @@ class IngestionPipeline(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or lambda_image_code(INGEST_HANDLER),
+            code=code,
+            handler=INGEST_HANDLER,
             vpc=vpc,
             key=self.key,
             timeout=FUNCTION_TIMEOUT,
@@ -137,8 +140,10 @@ class IngestionPipeline(Construct):
         role = self.function.role
         # HeadObject needs ListBucket to tell a deleted object (404) from a forbidden one (403).
         role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects("*")])
+        allow(
+            role,
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects("*")]),
+            "The function reads whichever document lands in its own bucket: objects are not known in advance.",
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn])
@@ -147,11 +152,6 @@ class IngestionPipeline(Construct):
             iam.PolicyStatement(
                 actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn, self.queue_key.key_arn]
             )
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.bucket.node.default_child)}.Arn>/*]",
-            "The function reads whichever document lands in its own bucket: objects are not known in advance.",
         )
         vector_store.grant_write(self.function)
         embeddings.grant(self.function, stack)

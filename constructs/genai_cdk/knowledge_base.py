@@ -104,8 +104,8 @@ class KnowledgeBase(Construct):
                 ),
             ),
         )
-        # The index and the data-access policy naming this role must exist first.
-        self.knowledge_base.node.add_dependency(vector_store.index_resource, vector_store.access_policy)
+        # The index and the data-access policy naming this role (in this stack when the store is in another) first.
+        self.knowledge_base.node.add_dependency(vector_store.index_resource, vector_store.access_policy_for(self.role))
         self.data_source = bedrock.CfnDataSource(
             self,
             "Documents",

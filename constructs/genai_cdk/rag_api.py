@@ -17,7 +17,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import QUERY_HANDLER, lambda_image_code
+from .lambda_image import QUERY_HANDLER
 from .rag_models import EmbeddingModel, TextGenerator, require_fit
 from .rest_api import JsonPostApi, Throttle
 from .vector_store import VectorStore
@@ -84,10 +84,12 @@ class RagApi(Construct):
         :param waf: attach a WAF web ACL (managed common/bad-input rules, 1,000 requests per 5 minutes per IP).
         :param max_new_tokens: answer length.
         :param encryption_key: KMS key for logs and the function environment; default the vector store's key.
-        :param code: the function image; default built from this repository.
+        :param code: the function image; default built from the installed packages.
+            It runs ``lambdas.rag_query.handler``.
         """
         super().__init__(scope, construct_id)
         self.validate_props(vector_store, embeddings, generator, max_new_tokens)
+        vector_store.require_grantable_from(self)
         stack = Stack.of(self)
         self.key = encryption_key or vector_store.key
         allow_logs_delivery(self.key)
@@ -102,7 +104,8 @@ class RagApi(Construct):
         self.function = vpc_function(
             self,
             "Function",
-            code=code or lambda_image_code(QUERY_HANDLER),
+            code=code,
+            handler=QUERY_HANDLER,
             vpc=vpc,
             key=self.key,
             timeout=Duration.seconds(30),

@@ -8,14 +8,15 @@ custom resource running as the master role, which also installs the hybrid searc
 maps the IAM roles given to ``grant_read`` / ``grant_write`` to index-scoped reader/writer roles.
 
 Serverless: a VECTORSEARCH collection encrypted with the customer-managed key, reachable only
-through a VPC endpoint, a data-access policy listing exactly the granted roles, and the index as
-``AWS::OpenSearchServerless::Index``.
+through a VPC endpoint, a data-access policy listing exactly the granted roles (a role of another
+stack gets a policy of its own in that stack), and the index as ``AWS::OpenSearchServerless::Index``.
 
 Either way ``index_url`` (``https://ENDPOINT/INDEX``) is what ``genai_runtime.rag`` opens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from aws_cdk import (
     Names,
     RemovalPolicy,
     Stack,
+    Token,
 )
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -44,7 +46,7 @@ from constructs import Construct
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
-from .lambda_image import INDEX_HANDLER, lambda_image_code
+from .lambda_image import INDEX_HANDLER
 from .nag import acknowledge, acknowledge_policy_wildcards, allow
 
 METADATA_TYPES = ("keyword", "integer", "long", "float", "boolean", "date")
@@ -106,8 +108,9 @@ class ServerlessDeployment:
 class _DataAccessPolicy:
     """The Serverless data-access policy: exactly the granted roles, plus the deploying role to create the index."""
 
-    def __init__(self, stack: Stack, index: str, readers, writers) -> None:
+    def __init__(self, stack: Stack, index: str, readers, writers, deployer: bool = True) -> None:
         self.stack, self.index, self.readers, self.writers = stack, index, readers, writers
+        self.deployer = deployer
 
     def produce(self, context=None) -> str:
         def rule(permissions: list[str], principals: list[str]) -> dict:
@@ -127,7 +130,7 @@ class _DataAccessPolicy:
                 )
             )
         # CloudFormation creates the index with the deploying role's credentials: let that role in.
-        deployer = getattr(self.stack.synthesizer, "cloud_formation_execution_role_arn", None)
+        deployer = self.deployer and getattr(self.stack.synthesizer, "cloud_formation_execution_role_arn", None)
         if deployer:
             document.append(rule(["aoss:CreateIndex", "aoss:DescribeIndex", "aoss:UpdateIndex"], [Fn.sub(deployer)]))
         return self.stack.to_json_string(document)
@@ -183,7 +186,8 @@ class VectorStore(Construct):
         :param encryption_key: KMS key for data at rest and logs; default a new rotated key.
         :param vpc_subnets: default private subnets with egress, one per availability zone used.
         :param removal_policy: RETAIN (default) keeps the domain/collection and its data on stack deletion.
-        :param index_function_code: the custom resource's image; default built from this repository.
+        :param index_function_code: the custom resource's image; default built from the installed packages.
+            It runs ``lambdas.opensearch_index.on_event``.
         """
         super().__init__(scope, construct_id)
         deployment = deployment if deployment is not None else DomainDeployment()
@@ -204,6 +208,7 @@ class VectorStore(Construct):
             description="OpenSearch vector store: HTTPS from granted clients",
         )
         self._readers, self._writers = _Arns(), _Arns()
+        self._remote_access: dict[str, tuple[_Arns, _Arns, aoss.CfnAccessPolicy]] = {}
         self.domain: opensearch.Domain | None = None
         self.collection: aoss.CfnCollection | None = None
         if isinstance(deployment, DomainDeployment):
@@ -275,8 +280,16 @@ class VectorStore(Construct):
         return self.collection is not None
 
     def allow_from(self, connectable: ec2.IConnectable) -> None:
-        """Open HTTPS from ``connectable`` (a function's or instance's security groups)."""
-        self.security_group.connections.allow_from(connectable, ec2.Port.tcp(443), "HTTPS to the vector store")
+        """Open HTTPS from ``connectable`` (a function's or instance's security groups).
+
+        For a connectable of another stack both rules (its egress, the store's ingress) go into that
+        stack, which references this one; the store's stack then never references the consumer's.
+        """
+        port, description = ec2.Port.tcp(443), "HTTPS to the vector store"
+        if _in_other_stacks(self, connectable.connections.security_groups):
+            connectable.connections.allow_to(self.security_group, port, description)
+        else:
+            self.security_group.connections.allow_from(connectable, port, description)
 
     def grant_read(self, grantee: iam.IGrantable) -> None:
         """Search the index (and nothing else); a connectable grantee also gets HTTPS access."""
@@ -290,7 +303,15 @@ class VectorStore(Construct):
         role = grantee.grant_principal
         if not hasattr(role, "role_arn"):
             raise invalid("grantee", grantee, "grant to a role or to a construct with a role (e.g. a Lambda function).")
-        (self._writers if write else self._readers).arns.append(role.role_arn)
+        remote = _in_other_stacks(self, [role])
+        if self.domain is not None:
+            mapped = self._mapped_role_arn(role) if remote else role.role_arn
+            (self._writers if write else self._readers).arns.append(mapped)
+        elif remote:
+            readers, writers = self._remote_access_policy(role)
+            (writers if write else readers).arns.append(role.role_arn)
+        else:
+            (self._writers if write else self._readers).arns.append(role.role_arn)
         if hasattr(grantee, "connections"):
             self.allow_from(grantee)
         if self.domain is not None:
@@ -307,6 +328,85 @@ class VectorStore(Construct):
         else:
             allow(role, iam.PolicyStatement(actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn]))
         self.key.grant_decrypt(role)
+
+    def access_policy_for(self, grantee: iam.IGrantable) -> aoss.CfnAccessPolicy | None:
+        """The Serverless data-access policy naming ``grantee``'s role (None for a managed domain).
+
+        The store's own for a role of its stack; for a role of another stack the one ``grant_*``
+        created in that stack. Whatever uses the index as that role should depend on it.
+        """
+        if self.domain is not None:
+            return None
+        role = grantee.grant_principal
+        remote = self._remote_access.get(role.node.path)
+        return remote[2] if remote else self.access_policy
+
+    def require_grantable_from(self, consumer: Construct, prop: str = "vector_store") -> None:
+        """Raise where ``consumer``, which grants a role it creates itself, cannot use this store from its stack.
+
+        A managed domain maps each granted role by ARN in this store's stack, so a role of another stack
+        needs a fixed name (see ``_mapped_role_arn``), which a construct's own function role does not have.
+        """
+        if self.domain is not None and _in_other_stacks(self, [consumer]):
+            raise invalid(
+                prop,
+                self.node.path,
+                f"a managed-domain VectorStore maps the roles it grants to index-scoped OpenSearch roles in its own "
+                f"stack ({Stack.of(self).stack_name}), and {consumer.node.path} creates its function's role in "
+                f"another stack ({Stack.of(consumer).stack_name}): build {type(consumer).__name__} in the "
+                "VectorStore's stack, or use deployment=ServerlessDeployment(), whose grants work across stacks.",
+            )
+
+    def _mapped_role_arn(self, role: iam.IRole) -> str:
+        """The ARN of a role of another stack for the index's role mapping, without a reference to that stack.
+
+        The index custom resource (in this stack) maps exactly the granted ARNs; a reference to a role
+        of a stack that references this store would be a dependency cycle.
+        """
+        if not isinstance(role, iam.Role):
+            return role.role_arn  # an imported role: its ARN is a literal (or pseudo-parameters), no reference
+        cfn = role.node.default_child
+        name = cfn.role_name
+        if name is None or Token.is_unresolved(name):
+            raise invalid(
+                "grantee",
+                role.node.path,
+                f"a managed-domain VectorStore maps each granted role to an index-scoped OpenSearch role in its own "
+                f"stack ({Stack.of(self).stack_name}), so a role of another stack ({Stack.of(role).stack_name}) "
+                "needs a fixed name: iam.Role(..., role_name='...'); or create the role in the VectorStore's stack "
+                "(and pass it to the function), or use deployment=ServerlessDeployment(), whose grants work "
+                "across stacks.",
+            )
+        path = (cfn.path or "/").strip("/")
+        return Stack.of(self).format_arn(
+            service="iam", region="", resource="role", resource_name=f"{path}/{name}" if path else name
+        )
+
+    def _remote_access_policy(self, role: iam.IRole) -> tuple[_Arns, _Arns]:
+        """A data-access policy in the role's own stack, naming that role (Serverless allows several per index).
+
+        The store's policy would reference the role and make the store's stack depend on the consumer's;
+        this one needs only the collection's and index's names, which are literals.
+        """
+        key = role.node.path
+        if key not in self._remote_access:
+            readers, writers = _Arns(), _Arns()
+            digest = hashlib.sha256(f"{self.node.path}|{key}".encode()).hexdigest()[:10]
+            policy = aoss.CfnAccessPolicy(
+                role,
+                f"{Names.unique_id(self)}DataAccess",
+                name=f"{self.collection_name[:21]}-{digest}",
+                type="data",
+                description=f"{self.node.path}: access of {key}",
+                policy=Lazy.string(
+                    _DataAccessPolicy(
+                        Stack.of(role), f"index/{self.collection_name}/{self.index_name}", readers, writers, False
+                    )
+                ),
+            )
+            self._remote_access[key] = (readers, writers, policy)
+        readers, writers, _ = self._remote_access[key]
+        return readers, writers
 
     # ---- managed domain
     def _build_domain(self, vpc, subnets, deployment: DomainDeployment, removal_policy, code) -> None:
@@ -422,7 +522,8 @@ class VectorStore(Construct):
         function = vpc_function(
             self,
             "IndexFunction",
-            code=code or lambda_image_code(INDEX_HANDLER),
+            code=code,
+            handler=INDEX_HANDLER,
             vpc=vpc,
             key=self.key,
             role=self.admin_role,
@@ -551,6 +652,12 @@ class VectorStore(Construct):
             ),
         )
         self.index_resource.node.add_dependency(self.access_policy)
+
+
+def _in_other_stacks(scope: Construct, constructs) -> bool:
+    """Whether any of ``constructs`` lives in another stack than ``scope``."""
+    here = Stack.of(scope).node.path
+    return any(Stack.of(c).node.path != here for c in constructs)
 
 
 def _host_of(url: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 DOCKERFILES = sorted((ROOT / "containers").glob("*/Dockerfile*"))
+LAMBDA_IMAGE = ROOT / "constructs" / "genai_cdk" / "assets" / "lambda_image"
 
 
 def _copies(dockerfile: Path) -> list[str]:
@@ -29,6 +30,20 @@ def test_every_copied_path_exists(dockerfile):
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"{dockerfile.parent.name}/Dockerfile copies missing {source}"
+
+
+def test_the_lambda_image_copies_what_its_generated_build_context_holds(tmp_path):
+    from genai_cdk.lambda_image import HANDLERS, write_build_context
+
+    context = write_build_context(tmp_path / "context")
+    sources = _copies(context / "Dockerfile")
+    assert sources == ["requirements.txt", "genai_runtime", "lambdas"]
+    for source in sources:
+        assert (context / source).exists(), f"the Lambda build context lacks {source}"
+    for handler in HANDLERS.values():
+        module = handler.rsplit(".", 1)[0]
+        assert (context / f"{module.replace('.', '/')}.py").is_file(), handler
+    assert not list(context.rglob("__pycache__"))
 
 
 def test_inference_image_entry_point_is_importable():
@@ -59,7 +74,7 @@ def test_lambda_image_pins_equal_the_project_constraints():
         lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
         return {n.lower().replace("_", "-"): v for n, _, v in (line.partition("==") for line in lines if "==" in line)}
 
-    image = pins(ROOT / "containers" / "lambda" / "requirements.txt")
+    image = pins(LAMBDA_IMAGE / "requirements.txt")
     project = pins(ROOT / "requirements" / "constraints.txt")
     assert {"aws-lambda-powertools", "langchain-core", "opensearch-py", "pypdf"} <= set(image)
     assert {name: project.get(name) for name in image} == image
@@ -83,7 +98,7 @@ def test_lambda_handlers_import_without_torch_or_local_models():
         env={"PATH": "", "PYTHONPATH": f"{ROOT}:{ROOT / 'runtime'}", "AWS_DEFAULT_REGION": "us-east-1"},
     )
     assert result.stdout.strip() == "[]"
-    text = (ROOT / "containers" / "lambda" / "Dockerfile").read_text()
+    text = (LAMBDA_IMAGE / "Dockerfile").read_text()
     assert "public.ecr.aws/lambda/python" in text
 
 

@@ -85,6 +85,10 @@ def test_minimal_config_loads_with_defaults(tmp_path):
             r"network.flow_log_retention_days: .*one of",
         ),
         ("account: '12345'\n", r"account: String should match pattern"),
+        (
+            "network:\n  availability_zones: [eu-west-1a, eu-west-1b]\n",
+            r"\['eu-west-1a', 'eu-west-1b'\] are not zones of region us-east-1",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, extra, message):

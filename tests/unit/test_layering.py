@@ -47,5 +47,7 @@ def test_layers_import_one_way(package):
 
 def test_the_scan_sees_lazy_and_dynamic_imports(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    import lambdas.x\n    from cdk_app import y\n    importlib.import_module('lambdas.z')\n")
+    sample.write_text(
+        "def f():\n    import lambdas.x\n    from cdk_app import y\n    importlib.import_module('lambdas.z')\n"
+    )
     assert _imports(sample) == {"lambdas.x", "cdk_app", "lambdas.z"}

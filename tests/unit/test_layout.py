@@ -1,4 +1,4 @@
-"""The package layout guards of DESIGN.md: no shadowing of jsii's ``constructs``, a light import."""
+"""Package layout guards (README, Layout): no constructs/__init__.py shadowing jsii's ``constructs``, a light import."""
 
 import json
 import subprocess

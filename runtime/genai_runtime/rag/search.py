@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 SearchType = Literal["similarity", "mmr", "hybrid"]
 FilterValue = StrictStr | StrictInt | StrictFloat | StrictBool
-DEFAULT_SEARCH_TYPE: SearchType = "hybrid"  # bench/results/retrieval.json: best hit@k on the labelled set
+DEFAULT_SEARCH_TYPE: SearchType = "hybrid"  # bench/results/rag.json (retrieval_quality): best hit@k on the labelled set
 MAX_K = 50
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
 
