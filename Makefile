@@ -9,13 +9,19 @@ PY_STAMP := $(VENV)/.installed
 # GPTQ conflicts with the main stack (gptqmodel pins numpy 2.2 and builds from source): own venv.
 GPTQ_VENV := .venv-gptq
 GPTQ_STAMP := $(GPTQ_VENV)/.installed
+# The SageMaker Python SDK v3 (`genai train job`) needs rich<15, protobuf<7, pyarrow<26 and graphql-core<3.3,
+# four of the main pins: own venv, with the main pins but those (about a minute, 1 GB).
+SAGEMAKER_VENV := .venv-sagemaker
+SAGEMAKER_STAMP := $(SAGEMAKER_VENV)/.installed
+SAGEMAKER_PINS := "sagemaker==3.27.0" "sagemaker-core==2.27.0" "sagemaker-train==1.27.0" "sagemaker-serve==1.27.0" \
+	"sagemaker-mlops==1.27.0" "rich==14.3.4" "protobuf==6.33.6" "pyarrow==25.0.1" "graphql-core==3.2.14"
 NODE_STAMP := node_modules/.installed
 
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-gptq demo test bench lint clean
+.PHONY: setup setup-gptq setup-sagemaker demo test bench lint clean
 
 ## setup: .venv with the project and its core, runtime, lambdas and dev extras; the CDK CLI in node_modules
 setup: $(PY_STAMP) $(NODE_STAMP)
@@ -41,6 +47,18 @@ $(GPTQ_STAMP): pyproject.toml requirements/gptq-constraints.txt
 	$(GPTQ_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+## setup-sagemaker: the separate environment `genai train job` (SageMaker Python SDK v3) runs in
+setup-sagemaker: $(SAGEMAKER_STAMP)
+
+$(SAGEMAKER_STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(SAGEMAKER_VENV)/bin/python || $(PYTHON) -m venv $(SAGEMAKER_VENV)
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=77" wheel
+	grep -v -E '^(rich|protobuf|pyarrow|graphql-core)==' $(CONSTRAINTS) > $(SAGEMAKER_VENV)/constraints.txt
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet -c $(SAGEMAKER_VENV)/constraints.txt $(SAGEMAKER_PINS) \
+		"pydantic>=2.9,<3" "pyyaml>=6,<7"
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -49,9 +67,10 @@ $(NODE_STAMP): package.json package-lock.json
 demo: setup
 	$(PY) -m cdk_app.demo
 
-## test: the whole test suite (GPTQ's own environment included)
-test: setup setup-gptq
-	GENAI_GPTQ_PYTHON=$(CURDIR)/$(GPTQ_VENV)/bin/python $(PY) -m pytest
+## test: the whole test suite (the GPTQ and SageMaker SDK environments included)
+test: setup setup-gptq setup-sagemaker
+	GENAI_GPTQ_PYTHON=$(CURDIR)/$(GPTQ_VENV)/bin/python GENAI_SAGEMAKER_PYTHON=$(CURDIR)/$(SAGEMAKER_VENV)/bin/python \
+		$(PY) -m pytest -n 2  # two workers: CI has 2 cores; every test is worker-safe (own ports, tmp dirs)
 
 ## bench: run every benchmark; results land in bench/results/*.json
 bench: setup
@@ -63,4 +82,4 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf cdk.out .pytest_cache $(GPTQ_VENV)
+	rm -rf cdk.out .pytest_cache $(GPTQ_VENV) $(SAGEMAKER_VENV)

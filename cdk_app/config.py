@@ -6,16 +6,19 @@ values that feed a construct are checked by building the construct's own value o
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from aws_cdk import Duration
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScaling, instance_spec
+from genai_contracts.evaluation import RougeMetric
 
 from .environments import ENVIRONMENTS_DIR, available_environments
 
@@ -89,30 +92,36 @@ class ModelLocation(_Strict):
     prefix: str = Field(min_length=1)
 
 
-class OptionsConfig(_Strict):
-    tensor_parallel_degree: int | None = None
-    rolling_batch: Literal["auto", "vllm", "tnx", "disable"] = "auto"
-    max_rolling_batch_size: int = 32
-    dtype: Literal["auto", "fp16", "bf16", "fp32"] = "fp16"
-    max_model_len: int | None = None
-    n_positions: int | None = None
-    compiled_graph_path: str | None = None
-    neuron_optimize_level: int | None = None
-    model_loading_timeout_seconds: int = 1800
-    enable_lora: bool = False
-    max_loras: int | None = None
-    max_lora_rank: int | None = None
-    extra: dict[str, str] = {}
-
+class _OptionsBase(_Strict):
     def build(self) -> LmiOptions:
-        values = self.model_dump()
-        values["model_loading_timeout"] = values.pop("model_loading_timeout_seconds")
-        return LmiOptions(**values)
+        return LmiOptions(**{name: getattr(self, name) for name in _OPTION_FIELDS})
 
     @model_validator(mode="after")
-    def _valid(self) -> OptionsConfig:
+    def _valid(self) -> _OptionsBase:
         self.build()  # raises the construct's own ValueError, which pydantic reports with this path
         return self
+
+
+# ``inference.options`` holds LmiOptions' own fields, declared once there (types, defaults; LmiOptions checks the
+# values). Only one key is spelled differently, because every duration in these files names its unit.
+_OPTION_FIELDS = tuple(field.name for field in dataclasses.fields(LmiOptions))
+_OPTION_KEYS = {"model_loading_timeout": "model_loading_timeout_seconds"}
+
+
+def _option_field(field: dataclasses.Field) -> tuple:
+    kind, alias = typing.get_type_hints(LmiOptions)[field.name], _OPTION_KEYS.get(field.name)
+    if field.default_factory is not dataclasses.MISSING:
+        return kind, Field(default_factory=field.default_factory, alias=alias)
+    return kind, Field(field.default, alias=alias)
+
+
+OptionsConfig = create_model(
+    "OptionsConfig",
+    __base__=_OptionsBase,
+    __module__=__name__,
+    __doc__="The endpoint's ``LmiOptions``, one key per field.",
+    **{field.name: _option_field(field) for field in dataclasses.fields(LmiOptions)},
+)
 
 
 class VariantConfig(_Strict):
@@ -329,7 +338,7 @@ class PipelineConfig(_Strict):
     max_runtime_hours: int = Field(24, ge=1, le=672)
     max_wait_hours: int = Field(36, ge=1, le=672)
     evaluation_instance_type: str = "ml.m5.2xlarge"
-    quality_metric: Literal["rouge1", "rouge2", "rougeL"] = "rouge1"
+    quality_metric: RougeMetric = "rouge1"
     quality_threshold: float = Field(0.2, ge=0.0, le=1.0)
     hyperparameters: dict[str, str] = {}
 
@@ -473,6 +482,9 @@ class AgentsConfig(_Strict):
     throttle_burst_limit: int = Field(40, ge=1, le=5000)
     waf: bool = False
     alarm_models: list[str] = []
+    # Model invocation logging is one setting per account and Region: the environment that sets it. Set false
+    # in every environment but one where several share an account and Region.
+    owns_invocation_logging: bool = True
 
     @model_validator(mode="after")
     def _valid(self) -> AgentsConfig:

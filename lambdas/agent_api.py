@@ -1,36 +1,30 @@
 """The agent API: ``POST /invoke`` -> ``InvokeAgent`` -> the assembled completion with its trace ids.
 
-API Gateway validates the body against ``AGENT_REQUEST_SCHEMA``'s twin in the construct; this
-handler validates again and answers 400 naming the field, 502 when the agent fails.
+API Gateway validates the body against the JSON Schema generated from
+``genai_contracts.api_requests.InvokeRequest``; this handler validates again with the model itself and
+answers 400 naming the field, 502 when the agent fails.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field
 
-from genai_runtime.agents.deployed import MAX_INPUT_CHARS, invoke_agent
+from genai_contracts import names
+from genai_contracts.api_requests import InvokeRequest
+from genai_runtime.agents.deployed import invoke_agent
 from genai_runtime.errors import UsageError
 
 from ._config import setting
 from ._requests import parse_json_body
 
-logger = Logger(service="agent-api")
+logger = Logger(service=names.AGENT_API_SERVICE)
 app = APIGatewayRestResolver()
 MAX_BODY_BYTES = 64 * 1024
-
-
-class InvokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    inputText: Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]  # noqa: N815
-    sessionId: Annotated[str, Field(pattern=r"^[0-9a-zA-Z._:-]{2,100}$")] | None = None  # noqa: N815
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +47,11 @@ def invoke() -> Response:
     try:
         request = parse(app.current_event.body)
         reply = invoke_agent(
-            request.inputText, setting("AGENT_ID"), setting("AGENT_ALIAS_ID"), request.sessionId, client=agent_runtime()
+            request.inputText,
+            setting(names.AGENT_ID),
+            setting(names.AGENT_ALIAS_ID),
+            request.sessionId,
+            client=agent_runtime(),
         )
     except UsageError as error:
         return _reply(400, {"message": str(error)})

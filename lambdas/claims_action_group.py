@@ -27,7 +27,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from boto3.dynamodb.conditions import Attr
 from pydantic import BaseModel, Field
 
-logger = Logger(service="claims-action-group")
+from genai_contracts import names
+
+logger = Logger(service=names.CLAIMS_ACTION_GROUP_SERVICE)
 app = BedrockAgentResolver()
 ACTION_GROUP = "ClaimManagementActionGroup"
 
@@ -46,9 +48,9 @@ class ReminderReceipt(BaseModel):
 
 @lru_cache(maxsize=1)
 def table():
-    name = os.environ.get("CLAIMS_TABLE")
+    name = os.environ.get(names.CLAIMS_TABLE)
     if not name:
-        raise RuntimeError("CLAIMS_TABLE is not set; deploy this function with its BedrockAgent construct")
+        raise RuntimeError(f"{names.CLAIMS_TABLE} is not set; deploy this function with its BedrockAgent construct")
     return boto3.resource("dynamodb").Table(name)
 
 

@@ -3,7 +3,7 @@
 CloudFormation has no resource for an index inside a managed OpenSearch domain, so this handler
 (run by the CDK Provider framework as the domain's master IAM role) creates:
 
-- the index, with the mapping ``genai_runtime.rag.opensearch.index_body`` defines (the one the
+- the index, with the mapping ``genai_contracts.vector_index.index_body`` defines (the one the
   runtime writes to and queries);
 - the ``genai-hybrid`` search pipeline (reciprocal rank fusion of BM25 and k-NN);
 - two fine-grained-access roles, reader and writer, limited to this index, mapped to the IAM
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from genai_runtime.rag.opensearch import HYBRID_PIPELINE, OpenSearchIndex, hybrid_pipeline_body, index_body
+from genai_contracts import names
+from genai_contracts.vector_index import METADATA_FIELD, VECTOR_FIELD, index_body
+from genai_runtime.rag.opensearch import HYBRID_PIPELINE, OpenSearchIndex, hybrid_pipeline_body
 
-logger = Logger(service="opensearch-index")
+logger = Logger(service=names.OPENSEARCH_INDEX_SERVICE)
 SECURITY_API = "/_plugins/_security/api"
 
 
@@ -65,14 +67,14 @@ def apply(client, props: dict) -> None:
     )
     if client.indices.exists(index=name):
         existing = client.indices.get_mapping(index=name)[name]["mappings"]["properties"]
-        held = existing.get("vector_field", {}).get("dimension")
+        held = existing.get(VECTOR_FIELD, {}).get("dimension")
         if held != dimension:
             raise IndexConflict(
                 f"index {name} holds {held}-dimension vectors, not {dimension}: "
                 "create a new index (a new IndexName) and re-ingest"
             )
         client.indices.put_mapping(
-            index=name, body={"properties": {"metadata": body["mappings"]["properties"]["metadata"]}}
+            index=name, body={"properties": {METADATA_FIELD: body["mappings"]["properties"][METADATA_FIELD]}}
         )
     else:
         client.indices.create(index=name, body=body)

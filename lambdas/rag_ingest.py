@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
+from genai_contracts import names
 from genai_runtime.errors import UsageError
 from genai_runtime.rag.chunking import split_documents
 from genai_runtime.rag.documents import SUPPORTED_SUFFIXES, coerce_metadata, load_file
@@ -33,7 +34,7 @@ from genai_runtime.rag.ingest import remove_source, sync_source
 
 from ._config import int_setting, setting
 
-logger = Logger(service="rag-ingest")
+logger = Logger(service=names.RAG_INGEST_SERVICE)
 processor = BatchProcessor(event_type=EventType.SQS)
 MAX_OBJECT_BYTES = 50 * 1024 * 1024
 
@@ -54,7 +55,7 @@ def sqs():
 
 @lru_cache(maxsize=1)
 def vector_index() -> VectorIndex:
-    return open_index(setting("INDEX_URL"), setting("EMBEDDINGS"), create=True)
+    return open_index(setting(names.INDEX_URL), setting(names.EMBEDDINGS), create=True)
 
 
 def sync_object(bucket: str, key: str) -> dict:
@@ -87,8 +88,8 @@ def sync_object(bucket: str, key: str) -> dict:
             documents = load_file(path, source=source, metadata=metadata)
         except UsageError as error:
             raise PoisonDocument(str(error)) from None
-    chunks = split_documents(documents, int_setting("CHUNK_SIZE", 512), int_setting("CHUNK_OVERLAP", 100))
-    report = sync_source(index, embeddings_from_spec(setting("EMBEDDINGS")), source, chunks)
+    chunks = split_documents(documents, int_setting(names.CHUNK_SIZE, 512), int_setting(names.CHUNK_OVERLAP, 100))
+    report = sync_source(index, embeddings_from_spec(setting(names.EMBEDDINGS)), source, chunks)
     index.save()
     return {
         "source": source,
@@ -114,7 +115,7 @@ def s3_objects(record: SQSRecord) -> list[tuple[str, str]]:
 
 def dead_letter(record: SQSRecord, reason: str) -> None:
     sqs().send_message(
-        QueueUrl=setting("DEAD_LETTER_QUEUE_URL"),
+        QueueUrl=setting(names.DEAD_LETTER_QUEUE_URL),
         MessageBody=record.body,
         MessageAttributes={
             "reason": {"DataType": "String", "StringValue": reason[:1000]},

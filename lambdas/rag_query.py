@@ -1,51 +1,42 @@
 """The RAG query API: ``POST /query`` -> the answer with its sources and scores.
 
-API Gateway validates the body against the same schema first (``QueryRequest`` mirrors the
-construct's request model); this handler validates again, so a direct invocation gets the same
-400 with a message naming the field.
+API Gateway validates the body first, against the JSON Schema generated from the same
+``genai_contracts.api_requests.QueryRequest`` this handler validates with, so a direct invocation
+gets the same 400 with a message naming the field.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from pydantic import Field
 
+from genai_contracts import names
+from genai_contracts.api_requests import QueryRequest
 from genai_runtime.errors import UsageError
-from genai_runtime.rag.chain import MAX_QUESTION_CHARS, RagChain
+from genai_runtime.rag.chain import RagChain
 from genai_runtime.rag.embeddings import embeddings_from_spec
 from genai_runtime.rag.generate import GenerationError, GenerationSettings, generator_from_spec
 from genai_runtime.rag.index import open_index
-from genai_runtime.rag.search import SearchOptions
 
 from ._config import int_setting, setting
 from ._requests import parse_json_body
 
-logger = Logger(service="rag-query")
+logger = Logger(service=names.RAG_QUERY_SERVICE)
 app = APIGatewayRestResolver()
 MAX_BODY_BYTES = 16 * 1024
-
-
-class QueryRequest(SearchOptions):
-    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S")]
-    generate: bool = True
-
-    def search_options(self) -> SearchOptions:
-        return SearchOptions(**self.model_dump(exclude={"question", "generate"}))
 
 
 @lru_cache(maxsize=1)
 def chain() -> RagChain:
     import os
 
-    spec = os.environ.get("GENERATOR")
-    generator = generator_from_spec(spec, GenerationSettings(int_setting("MAX_NEW_TOKENS", 256))) if spec else None
-    embeddings = setting("EMBEDDINGS")
-    return RagChain(open_index(setting("INDEX_URL"), embeddings), embeddings_from_spec(embeddings), generator)
+    spec = os.environ.get(names.GENERATOR)
+    generator = generator_from_spec(spec, GenerationSettings(int_setting(names.MAX_NEW_TOKENS, 256))) if spec else None
+    embeddings = setting(names.EMBEDDINGS)
+    return RagChain(open_index(setting(names.INDEX_URL), embeddings), embeddings_from_spec(embeddings), generator)
 
 
 def error(status: int, message: str) -> Response:

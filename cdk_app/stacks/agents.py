@@ -55,7 +55,14 @@ class AgentsStack(EnvironmentStack):
             waf=agents.waf,
         )
         models = list(dict.fromkeys([agents.foundation_model, *agents.alarm_models]))
-        self.governance = BedrockGovernance(self, "Governance", vpc=vpc, model_ids=models, encryption_key=key)
+        self.governance = BedrockGovernance(
+            self,
+            "Governance",
+            vpc=vpc,
+            model_ids=models,
+            encryption_key=key,
+            owns_invocation_logging=agents.owns_invocation_logging,
+        )
         CfnOutput(self, "AgentId", value=self.agent.agent_id)
         CfnOutput(self, "AgentAliasId", value=self.agent.alias_id)
         CfnOutput(self, "InvokeUrl", value=self.api.url)

@@ -15,22 +15,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from genai_contracts import names
+from genai_contracts.api_gateway import request_schema
+from genai_contracts.api_requests import InvokeRequest
+
 from ._validation import invalid
 from .bedrock_agent import BedrockAgent
 from .functions import vpc_function
 from .lambda_image import AGENT_API_HANDLER
 from .rest_api import JsonPostApi, Throttle
-
-# The request model API Gateway enforces; lambdas/agent_api.InvokeRequest is the same in pydantic.
-AGENT_REQUEST_SCHEMA = {
-    "type": "object",
-    "required": ["inputText"],
-    "additionalProperties": False,
-    "properties": {
-        "inputText": {"type": "string", "minLength": 1, "maxLength": 25000, "pattern": "\\S"},
-        "sessionId": {"type": "string", "pattern": "^[0-9a-zA-Z._:-]{2,100}$"},
-    },
-}
 
 
 class AgentApi(Construct):
@@ -49,6 +42,16 @@ class AgentApi(Construct):
         waf: bool = False,
         code: lambda_.DockerImageCode | None = None,
     ) -> None:
+        """
+        :param agent: the ``BedrockAgent`` whose alias the API invokes.
+        :param vpc: the VPC whose private subnets the function runs in.
+        :param encryption_key: KMS key for the function's environment and the API's logs; default the agent's key.
+        :param throttle: stage and usage-plan limits; default ``Throttle()``.
+        :param user_pool: authorize callers with this Cognito user pool instead of IAM.
+        :param waf: attach a WAF web ACL (managed common and bad-input rules, a per-IP rate limit); default off.
+        :param code: the function's image; default built from the installed packages. It runs
+            ``lambdas.agent_api.handler``.
+        """
         super().__init__(scope, construct_id)
         if not isinstance(agent, BedrockAgent):
             raise invalid("agent", agent, "pass a BedrockAgent.")
@@ -63,9 +66,9 @@ class AgentApi(Construct):
             timeout=Duration.seconds(30),
             memory_size=512,
             environment={
-                "AGENT_ID": agent.agent_id,
-                "AGENT_ALIAS_ID": agent.alias_id,
-                "POWERTOOLS_SERVICE_NAME": "agent-api",
+                names.AGENT_ID: agent.agent_id,
+                names.AGENT_ALIAS_ID: agent.alias_id,
+                names.POWERTOOLS_SERVICE_NAME: names.AGENT_API_SERVICE,
             },
         )
         agent.grant_invoke(self.function)
@@ -74,8 +77,8 @@ class AgentApi(Construct):
             "Front",
             function=self.function,
             path="invoke",
-            request_schema=AGENT_REQUEST_SCHEMA,
-            model_name="InvokeRequest",
+            request_schema=request_schema(InvokeRequest),
+            model_name=InvokeRequest.__name__,
             key=key,
             description=f"{self.node.path}: Bedrock agent",
             throttle=throttle,

@@ -15,6 +15,15 @@ class EndpointAlarms:
 
     Latencies are p99 over ``period``; SageMaker reports them in microseconds, which the
     construct converts from these Durations.
+
+    :param model_latency_p99: ModelLatency p99 above which to alarm; default 30 s.
+    :param overhead_latency_p99: OverheadLatency p99 (SageMaker's own share); default 500 ms.
+    :param invocation_5xx_errors: Invocation5XXErrors per period; default 1.
+    :param invocation_4xx_errors: Invocation4XXErrors per period; default 50.
+    :param model_setup_time: ModelSetupTime (a new instance loading the model); default 20 minutes.
+    :param period: the metric period, whole minutes; default 1 minute.
+    :param evaluation_periods: periods each alarm looks at; default 5.
+    :param datapoints_to_alarm: breaching periods among them that fire it; default 3.
     """
 
     model_latency_p99: Duration | None = field(default_factory=lambda: Duration.seconds(30))

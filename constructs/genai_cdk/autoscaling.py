@@ -15,6 +15,10 @@ class StepScaling:
 
     The book's policy: above 1000 add 10 instances, above 2000 add 50. Below
     ``scale_in_below`` one instance is removed per evaluation.
+
+    :param steps: ``(threshold, instances_to_add)`` pairs, thresholds strictly increasing.
+    :param scale_in_below: invocations per instance under which to remove one instance; default 100.
+    :param cooldown: wait after a step before the next; default 5 minutes.
     """
 
     steps: tuple[tuple[int, int], ...] = ((1000, 10), (2000, 50))
@@ -41,7 +45,15 @@ class StepScaling:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Target tracking on ``SageMakerVariantInvocationsPerInstance`` with optional step scaling."""
+    """Target tracking on ``SageMakerVariantInvocationsPerInstance`` with optional step scaling.
+
+    :param min_capacity: fewest instances per production variant; default 1.
+    :param max_capacity: most instances per production variant; default 4.
+    :param target_invocations_per_instance: the tracked target, invocations per instance per minute; default 1000.
+    :param scale_in_cooldown: wait after scaling in; default 5 minutes.
+    :param scale_out_cooldown: wait after scaling out; default 1 minute.
+    :param step_scaling: a ``StepScaling`` on top of target tracking for bursts; default none.
+    """
 
     min_capacity: int = 1
     max_capacity: int = 4

@@ -24,9 +24,8 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from ._validation import invalid, require_choice
-from .bedrock_iam import bedrock_service_role, foundation_model_arn
+from .bedrock_iam import INVOKE_ACTIONS, bedrock_service_role, grant_invoke_model, parse_model_id
 
-_MODEL_ID = re.compile(r"^(?!(?:us|eu|apac|global)\.)[a-z0-9-]+\.[a-z0-9.:-]+$")  # no inference profiles
 _NAME = re.compile(r"^[0-9a-zA-Z_-]{1,100}$")
 CONTENT_FILTERS = ("HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT", "PROMPT_ATTACK")
 STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
@@ -37,7 +36,13 @@ MAX_INSTRUCTION = 4000
 
 @dataclass(frozen=True)
 class ActionGroup:
-    """A Lambda executor and the OpenAPI schema that tells the agent what it can call."""
+    """A Lambda executor and the OpenAPI schema that tells the agent what it can call.
+
+    :param name: the action group's name, 1-100 letters, digits, ``_`` or ``-`` (unique per agent).
+    :param function: the Lambda function Bedrock invokes with the agent's action-group events.
+    :param api_schema: the OpenAPI 3 document (a dict) of the operations the function serves.
+    :param description: what the group is for, shown to the agent; default none.
+    """
 
     name: str
     function: lambda_.IFunction
@@ -48,6 +53,7 @@ class ActionGroup:
     def from_schema_file(
         cls, name: str, function: lambda_.IFunction, path: str | Path, description: str = ""
     ) -> ActionGroup:
+        """An ``ActionGroup`` whose ``api_schema`` is read from the OpenAPI JSON file at ``path``."""
         try:
             schema = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
@@ -71,6 +77,13 @@ class ActionGroup:
 
 @dataclass(frozen=True)
 class DeniedTopic:
+    """A topic the guardrail refuses, in both directions.
+
+    :param name: the topic's name, e.g. ``InvestmentAdvice``.
+    :param definition: what the topic covers, at most 200 characters.
+    :param examples: sample phrases of the topic; default none.
+    """
+
     name: str
     definition: str
     examples: tuple[str, ...] = ()
@@ -78,7 +91,17 @@ class DeniedTopic:
 
 @dataclass(frozen=True)
 class GuardrailPolicy:
-    """Content filters at one strength, denied topics, and PII entities masked (or blocked)."""
+    """Content filters at one strength, denied topics, and PII entities masked (or blocked).
+
+    :param content_filter_strength: ``NONE``, ``LOW``, ``MEDIUM`` or ``HIGH`` (default) for every content filter
+        (hate, insults, sexual, violence, misconduct, prompt attacks).
+    :param denied_topics: ``DeniedTopic`` items; default none.
+    :param pii_entities: Bedrock PII entity types to handle; default names, e-mail and postal addresses, phone,
+        US social security and card numbers.
+    :param pii_action: ``ANONYMIZE`` (default) or ``BLOCK``.
+    :param blocked_input_message: the answer to a blocked prompt, 1-500 characters.
+    :param blocked_output_message: the answer in place of a blocked response, 1-500 characters.
+    """
 
     content_filter_strength: str = "HIGH"
     denied_topics: tuple[DeniedTopic, ...] = ()
@@ -153,7 +176,12 @@ class GuardrailPolicy:
 
 @dataclass(frozen=True)
 class KnowledgeBaseAttachment:
-    """A knowledge base the agent may retrieve from (``KnowledgeBase.attachment(...)`` makes one)."""
+    """A knowledge base the agent may retrieve from (a ``KnowledgeBase``'s ``attachment`` is one).
+
+    :param knowledge_base_id: the knowledge base's id.
+    :param knowledge_base_arn: its ARN, for the agent role's ``bedrock:Retrieve``.
+    :param description: when the agent should use it; default "Documents to answer questions from".
+    """
 
     knowledge_base_id: str
     knowledge_base_arn: str
@@ -190,7 +218,8 @@ class BedrockAgent(Construct):
         description: str | None = None,
     ) -> None:
         """
-        :param foundation_model: a Bedrock foundation model id, e.g. ``anthropic.claude-3-haiku-20240307-v1:0``.
+        :param foundation_model: a Bedrock model id (``anthropic.claude-3-haiku-20240307-v1:0``), a cross-Region
+            inference profile id (``us.anthropic...``) or the ARN of either; checked against the documented format.
         :param instruction: what the agent does and how (40-4000 characters).
         :param action_groups: Lambda executors with their OpenAPI schemas.
         :param guardrail: a ``GuardrailPolicy`` to create and attach; default none.
@@ -199,6 +228,7 @@ class BedrockAgent(Construct):
         :param encryption_key: KMS key for the agent's sessions and the guardrail; default a new rotated key.
         :param agent_name: default derived from the construct path.
         :param alias_name: the alias applications invoke.
+        :param description: the agent's description; default none.
         """
         super().__init__(scope, construct_id)
         idle_session_ttl = idle_session_ttl or Duration.minutes(10)
@@ -208,12 +238,7 @@ class BedrockAgent(Construct):
             self, "Key", enable_key_rotation=True, description=f"{self.node.path}: agent sessions and guardrail"
         )
         self.role = bedrock_service_role(self, "Role", "agent", "Bedrock agent: invokes its one foundation model")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                resources=[foundation_model_arn(stack, foundation_model)],
-            )
-        )
+        grant_invoke_model(self.role, parse_model_id("foundation_model", foundation_model, arns=True), INVOKE_ACTIONS)
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn])
         )
@@ -304,13 +329,7 @@ class BedrockAgent(Construct):
 
     @staticmethod
     def validate_props(foundation_model, instruction, action_groups, guardrail, idle_session_ttl, alias_name) -> None:
-        if not isinstance(foundation_model, str) or not _MODEL_ID.match(foundation_model):
-            raise invalid(
-                "foundation_model",
-                foundation_model,
-                "give a Bedrock foundation model id such as anthropic.claude-3-haiku-20240307-v1:0 "
-                "(cross-region inference profiles are not supported here).",
-            )
+        parse_model_id("foundation_model", foundation_model, arns=True)
         if not isinstance(instruction, str) or not MIN_INSTRUCTION <= len(instruction) <= MAX_INSTRUCTION:
             raise invalid(
                 "instruction",

@@ -1,9 +1,10 @@
 """``BedrockGovernance``: model invocation logging, private endpoints, and alarms on Bedrock usage.
 
-- Invocation logging to CloudWatch Logs and S3 (both KMS-encrypted). CloudFormation has no
-  resource for it, so an ``AwsCustomResource`` calls ``PutModelInvocationLoggingConfiguration``
-  (and ``DeleteModelInvocationLoggingConfiguration`` on delete). It is account- and region-wide:
-  one per account and region.
+- Invocation logging to CloudWatch Logs and S3 (both KMS-encrypted), when this construct owns it
+  (``owns_invocation_logging=True``). CloudFormation has no resource for it, so a custom resource
+  (``lambdas.bedrock_invocation_logging``) calls ``PutModelInvocationLoggingConfiguration``. It is one
+  setting per account and Region: one ``BedrockGovernance`` per account and Region in an app, and its
+  delete leaves logging on unless ``remove_logging_on_delete=True`` and this stack turned it on.
 - Interface VPC endpoints for ``bedrock-runtime`` and ``bedrock-agent-runtime`` with private DNS,
   reachable on 443 from the VPC only.
 - Per model: alarms on throttles, server and client errors, p99 latency, and token and invocation
@@ -16,30 +17,42 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from ._validation import invalid, require_int
+from .bedrock_iam import parse_model_id
 from .functions import allow_logs_delivery
+from .lambda_image import package_folder
 from .nag import acknowledge, acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
 
 NAMESPACE = "AWS/Bedrock"
-_MODEL_ID = re.compile(r"^(?:(?:us|eu|apac|global)\.)?[a-z0-9-]+\.[a-z0-9.:-]+$")
+LOGGING_HANDLER_MODULE = "bedrock_invocation_logging"  # lambdas/bedrock_invocation_logging.py
 
 
 @dataclass(frozen=True)
 class BedrockAlarms:
-    """Thresholds per model (per 5 minutes unless noted); None turns an alarm off."""
+    """Thresholds per model (per 5 minutes unless noted); None turns an alarm off.
+
+    :param throttles: ``InvocationThrottles``; default 1.
+    :param server_errors: ``InvocationServerErrors``; default 1.
+    :param client_errors: ``InvocationClientErrors``; default 10.
+    :param latency_p99_ms: ``InvocationLatency`` p99 in milliseconds; default 30,000.
+    :param invocations: ``Invocations``, a spend and abuse guard; default 10,000.
+    :param input_tokens_per_hour: ``InputTokenCount`` per hour; default 5,000,000.
+    :param output_tokens_per_hour: ``OutputTokenCount`` per hour; default 1,000,000.
+    """
 
     throttles: int | None = 1
     server_errors: int | None = 1
@@ -56,8 +69,12 @@ class BedrockAlarms:
 
 
 class BedrockGovernance(Construct):
-    """Escape hatches: ``log_group``, ``bucket``, ``logging_role``, ``logging_configuration``, ``endpoints``,
-    ``alarms`` (by ``(model_id, metric)``), ``alarm_topic``."""
+    """Escape hatches: ``log_group``, ``bucket``, ``logging_role``, ``logging_configuration`` (None unless
+    ``owns_invocation_logging``), ``endpoints``, ``alarms`` (by ``(model_id, metric)``), ``alarm_topic``.
+
+    One per account and Region in an app: a second one for the same account and Region raises, naming
+    the first one's path.
+    """
 
     def __init__(
         self,
@@ -70,27 +87,81 @@ class BedrockGovernance(Construct):
         encryption_key: kms.IKey | None = None,
         alarm_topic: sns.ITopic | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        owns_invocation_logging: bool = False,
+        remove_logging_on_delete: bool = False,
     ) -> None:
         """
         :param vpc: where to add the bedrock-runtime and bedrock-agent-runtime endpoints; None: no endpoints.
-        :param model_ids: Bedrock model ids to alarm on.
+        :param model_ids: Bedrock model ids (or cross-Region inference profile ids) to alarm on.
         :param alarms: thresholds; default ``BedrockAlarms()``.
         :param encryption_key: KMS key for logs, the bucket and the topic; default a new rotated key.
+        :param alarm_topic: where the alarms notify; default a new KMS-encrypted topic.
+        :param log_retention: how long its log groups (invocation logs included) keep entries; default one year.
+        :param owns_invocation_logging: this stack sets the account's invocation logging (for this Region) to
+            its own log group and bucket, replacing whatever was set. Default False: say so explicitly, since
+            it is one setting per account and Region that other stacks and teams may own.
+        :param remove_logging_on_delete: on delete, switch invocation logging off, but only if this stack
+            turned it on (it was off before) and it still logs to this stack's destinations. Default False:
+            deleting the stack leaves logging on.
         """
         super().__init__(scope, construct_id)
+        self._claim_account_and_region()
+        for name, flag in (
+            ("owns_invocation_logging", owns_invocation_logging),
+            ("remove_logging_on_delete", remove_logging_on_delete),
+        ):
+            if not isinstance(flag, bool):
+                raise invalid(name, flag, "give True or False.")
+        if remove_logging_on_delete and not owns_invocation_logging:
+            raise invalid(
+                "remove_logging_on_delete",
+                True,
+                "only the owner of invocation logging can remove it; set owns_invocation_logging=True as well, "
+                "or leave remove_logging_on_delete unset.",
+            )
         prefer_bucket_policy_access_logs(self)
         alarms = alarms or BedrockAlarms()
         if not isinstance(alarms, BedrockAlarms):
             raise invalid("alarms", alarms, "pass BedrockAlarms(...).")
         alarms.validate()
+        if isinstance(model_ids, str):
+            raise invalid("model_ids", model_ids, "give a list of model ids, not one string.")
         for model_id in model_ids:
-            if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
-                raise invalid("model_ids", model_id, "give Bedrock model ids such as amazon.titan-text-express-v1.")
+            parse_model_id("model_ids", model_id)
         stack = Stack.of(self)
         self.key = encryption_key or kms.Key(
             self, "Key", enable_key_rotation=True, description=f"{self.node.path}: Bedrock invocation logs"
         )
         allow_logs_delivery(self.key)
+        self.log_group = self.bucket = self.logging_role = self.logging_configuration = None
+        if owns_invocation_logging:
+            self._logging_destinations(stack, log_retention)
+            self.logging_configuration = self._invocation_logging(stack, log_retention, remove_logging_on_delete)
+        self.endpoints = self._endpoints(vpc) if vpc is not None else {}
+        self.alarm_topic = alarm_topic or encrypted_alarm_topic(
+            self, "AlarmTopic", self.key, f"{self.node.path}: Bedrock usage"
+        )
+        self.alarms: dict[tuple[str, str], cloudwatch.Alarm] = {}
+        for model_id in model_ids:
+            self._alarm_model(model_id, alarms)
+
+    def _claim_account_and_region(self) -> None:
+        """Refuse a second ``BedrockGovernance`` for this account and Region in the app (unresolved: any)."""
+        mine = _account_and_region(self)
+        for other in self.node.root.node.find_all():
+            if other is self or not isinstance(other, BedrockGovernance):
+                continue
+            theirs = _account_and_region(other)
+            if all(a is None or b is None or a == b for a, b in zip(mine, theirs, strict=True)):
+                account, region = (a or b or "(unresolved)" for a, b in zip(mine, theirs, strict=True))
+                raise invalid(
+                    "BedrockGovernance",
+                    self.node.path,
+                    f"{other.node.path} already governs account {account} in {region} in this app; model "
+                    "invocation logging is one setting per account and Region: add these model_ids to that one.",
+                )
+
+    def _logging_destinations(self, stack: Stack, log_retention: logs.RetentionDays) -> None:
         self.log_group = logs.LogGroup(
             self,
             "InvocationLogs",
@@ -133,73 +204,96 @@ class BedrockGovernance(Construct):
             ),
             "Bedrock names its log streams itself; the grant stays inside this one log group.",
         )
-        self.logging_configuration = self._invocation_logging(stack)
-        self.endpoints = self._endpoints(vpc) if vpc is not None else {}
-        self.alarm_topic = alarm_topic or encrypted_alarm_topic(
-            self, "AlarmTopic", self.key, f"{self.node.path}: Bedrock usage"
-        )
-        self.alarms: dict[tuple[str, str], cloudwatch.Alarm] = {}
-        for model_id in model_ids:
-            self._alarm_model(model_id, alarms)
 
-    def _invocation_logging(self, stack: Stack) -> cr.AwsCustomResource:
+    def _invocation_logging(
+        self, stack: Stack, log_retention: logs.RetentionDays, remove_on_delete: bool
+    ) -> CustomResource:
         config = {
-            "loggingConfig": {
-                "cloudWatchConfig": {
-                    "logGroupName": self.log_group.log_group_name,
-                    "roleArn": self.logging_role.role_arn,
-                    "largeDataDeliveryS3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "large-data"},
-                },
-                "s3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "invocations"},
-                "textDataDeliveryEnabled": True,
-                "imageDataDeliveryEnabled": True,
-                "embeddingDataDeliveryEnabled": True,
-            }
+            "cloudWatchConfig": {
+                "logGroupName": self.log_group.log_group_name,
+                "roleArn": self.logging_role.role_arn,
+                "largeDataDeliveryS3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "large-data"},
+            },
+            "s3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "invocations"},
+            "textDataDeliveryEnabled": True,
+            "imageDataDeliveryEnabled": True,
+            "embeddingDataDeliveryEnabled": True,
         }
-        call = cr.AwsSdkCall(
-            service="bedrock",
-            action="putModelInvocationLoggingConfiguration",
-            parameters=config,
-            physical_resource_id=cr.PhysicalResourceId.of(f"bedrock-invocation-logging-{stack.region}"),
-        )
-        resource = cr.AwsCustomResource(
+        role = iam.Role(
             self,
-            "InvocationLogging",
-            on_create=call,
-            on_update=call,
-            on_delete=cr.AwsSdkCall(service="bedrock", action="deleteModelInvocationLoggingConfiguration"),
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=[
-                            "bedrock:PutModelInvocationLoggingConfiguration",
-                            "bedrock:DeleteModelInvocationLoggingConfiguration",
-                        ],
-                        resources=["*"],
-                    ),
-                    iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.logging_role.role_arn]),
-                ]
-            ),
-            install_latest_aws_sdk=False,
+            "InvocationLoggingFunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Sets this account's Bedrock model invocation logging (one setting per Region)",
         )
-        for policy in resource.node.find_all():
+        allow(
+            role,
+            iam.PolicyStatement(
+                actions=[
+                    "bedrock:GetModelInvocationLoggingConfiguration",
+                    "bedrock:PutModelInvocationLoggingConfiguration",
+                    "bedrock:DeleteModelInvocationLoggingConfiguration",
+                ],
+                resources=["*"],
+            ),
+            "Model invocation logging is an account-and-Region setting with no resource ARN; "
+            "the role may read, set and delete it only.",
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.logging_role.role_arn]))
+        function_logs = logs.LogGroup(
+            self,
+            "InvocationLoggingFunctionLogs",
+            encryption_key=self.key,
+            retention=log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        function_logs.grant_write(role)
+        function = lambda_.Function(
+            self,
+            "InvocationLoggingFunction",
+            description=f"{self.node.path}: Bedrock model invocation logging (custom resource)",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler=f"{LOGGING_HANDLER_MODULE}.on_event",
+            # Only the handler file (boto3 comes with the runtime), located in the installed ``lambdas`` package.
+            code=lambda_.Code.from_asset(
+                str(package_folder("lambdas")), exclude=["*", f"!{LOGGING_HANDLER_MODULE}.py"]
+            ),
+            role=role,
+            timeout=Duration.minutes(1),
+            log_group=function_logs,
+        )
+        # cfn-lint W3005: aws-cdk-lib adds a DependsOn the role that the Role GetAtt already implies.
+        function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        provider = cr.Provider(self, "InvocationLoggingProvider", on_event_handler=function)
+        framework = provider.node.find_child("framework-onEvent")
+        framework.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        for policy in provider.node.find_all():
             if isinstance(policy, iam.CfnPolicy):
                 acknowledge_policy_wildcards(
                     policy,
-                    "Model invocation logging is an account-and-region setting "
-                    "with no resource ARN; the role may set and delete it only.",
+                    "The CDK provider framework may invoke every version of the "
+                    "invocation-logging function (its ARN with :*), and nothing else.",
                 )
-        # The singleton function of AwsCustomResource lives at stack level.
-        for child in stack.node.children:
-            if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287"):
-                acknowledge(
-                    child,
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
-                    "aws-cdk-lib's AwsCustomResource function writes its own logs with the basic policy.",
-                )
-                acknowledge(child, "AwsSolutions-L1", "aws-cdk-lib pins AwsCustomResource's runtime; upgraded with it.")
-                child.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        for rule, reason in (
+            (
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "The CDK provider framework's own function writes its logs with the AWS managed basic execution role.",
+            ),
+            ("AwsSolutions-L1", "The CDK provider framework pins its own function's runtime; aws-cdk-lib upgrades it."),
+        ):
+            acknowledge(provider, rule, reason)
+        resource = CustomResource(
+            self,
+            "InvocationLogging",
+            service_token=provider.service_token,
+            resource_type="Custom::BedrockInvocationLogging",
+            properties={
+                "LoggingConfig": stack.to_json_string(config),  # booleans must reach Bedrock as booleans
+                "RemoveOnDelete": "true" if remove_on_delete else "false",
+            },
+        )
+        # Bedrock checks that it may write there when the setting is put: the grants come first (the
+        # references already order the bucket, the roles and the function before it).
+        resource.node.add_dependency(self.bucket.policy, self.logging_role.node.find_child("DefaultPolicy"))
         return resource
 
     def _endpoints(self, vpc: ec2.IVpc) -> dict[str, ec2.InterfaceVpcEndpoint]:
@@ -279,3 +373,8 @@ class BedrockGovernance(Construct):
             )
             alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
             self.alarms[(model_id, metric_name)] = alarm
+
+
+def _account_and_region(scope: Construct) -> tuple[str | None, str | None]:
+    stack = Stack.of(scope)
+    return tuple(None if Token.is_unresolved(v) else v for v in (stack.account, stack.region))

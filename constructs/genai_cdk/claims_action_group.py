@@ -18,6 +18,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from genai_contracts import names
+
 from .bedrock_agent import ActionGroup
 from .functions import vpc_function
 from .lambda_image import CLAIMS_HANDLER
@@ -39,6 +41,14 @@ class ClaimsActionGroup(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         code: lambda_.DockerImageCode | None = None,
     ):
+        """
+        :param vpc: the VPC whose private subnets the function runs in.
+        :param encryption_key: KMS key for the table, the function's environment and its logs; default a new
+            rotated key.
+        :param removal_policy: RETAIN (default) keeps the claims table and its data on stack deletion.
+        :param code: the function's image; default built from the installed packages. It runs
+            ``lambdas.claims_action_group.handler``.
+        """
         super().__init__(scope, construct_id)
         self.key = encryption_key or kms.Key(
             self, "Key", enable_key_rotation=True, description=f"{self.node.path}: claims table and function"
@@ -64,7 +74,10 @@ class ClaimsActionGroup(Construct):
             key=self.key,
             timeout=Duration.seconds(30),
             memory_size=512,
-            environment={"CLAIMS_TABLE": self.table.table_name, "POWERTOOLS_SERVICE_NAME": "claims-action-group"},
+            environment={
+                names.CLAIMS_TABLE: self.table.table_name,
+                names.POWERTOOLS_SERVICE_NAME: names.CLAIMS_ACTION_GROUP_SERVICE,
+            },
         )
         role = self.function.role
         role.add_to_principal_policy(

@@ -14,6 +14,12 @@ class DataCapture:
     """Requests/responses written as JSON Lines under ``s3://bucket/prefix/ENDPOINT/VARIANT/...``.
 
     Without ``bucket`` the endpoint creates a KMS-encrypted, TLS-only bucket with access logs.
+
+    :param sampling_percentage: share of invocations captured, 1-100; default 100.
+    :param bucket: where captures go; default a new bucket.
+    :param prefix: key prefix in the bucket; default ``data-capture``.
+    :param capture_requests: capture the request payloads; default True.
+    :param capture_responses: capture the response payloads; default True.
     """
 
     sampling_percentage: int = 100

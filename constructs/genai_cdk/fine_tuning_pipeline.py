@@ -27,12 +27,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from genai_contracts.evaluation import ROUGE_METRICS, RougeMetric, metric_regex
+from genai_contracts.train_config import hyperparameter_problems
+
 from ._validation import invalid, require_choice, require_int, require_number
+from .instance_types import INSTANCE_SPECS
 from .lmi_image import LmiImage
 from .nag import acknowledge_policy_wildcards, allow
 from .notifications import encrypted_alarm_topic
 from .storage import prefer_bucket_policy_access_logs, secure_bucket
-from .train_config import hyperparameter_problems
 
 TRAINING_TYPES = (
     "ml.trn1.2xlarge",
@@ -46,23 +49,32 @@ TRAINING_TYPES = (
     "ml.m5.2xlarge",
     "ml.m5.4xlarge",
 )
-METRICS = ("rouge1", "rouge2", "rougeL")
 
 
 @dataclass(frozen=True)
 class QualityGate:
     """Register only if ``metric`` (after fine-tuning) reaches ``threshold``."""
 
-    metric: str = "rouge1"
+    metric: RougeMetric = "rouge1"
     threshold: float = 0.2
 
     def __post_init__(self) -> None:
-        require_choice("quality_gate.metric", self.metric, METRICS)
+        require_choice("quality_gate.metric", self.metric, ROUGE_METRICS)
         require_number("quality_gate.threshold", self.threshold, minimum=0.0, maximum=1.0)
 
 
 @dataclass(frozen=True)
 class TrainingJobSettings:
+    """The Train job's compute.
+
+    :param instance_type: Trainium, GPU or CPU training instance; default ``ml.trn1.32xlarge``.
+    :param instance_count: hosts of the job (``genai train launch`` spans them all); default 1.
+    :param volume_size_gb: EBS volume per host; default 200.
+    :param max_runtime: stop the job after this long; default 24 hours.
+    :param use_spot: managed spot training, resumed from its S3 checkpoints; default True.
+    :param max_wait: spot only: the longest to wait for capacity plus run, at least ``max_runtime``; default 36 hours.
+    """
+
     instance_type: str = "ml.trn1.32xlarge"
     instance_count: int = 1
     volume_size_gb: int = 200
@@ -149,6 +161,12 @@ class FineTuningPipeline(Construct):
         :param data_bucket: the datasets; each execution names its dataset's S3 URI in its input.
         :param hyperparameters: ``genai train sft`` config keys (``lora__r``: "16"), per environment; checked
             against ``TrainConfig`` at synth time. An execution's ``"hyperparameters"`` input is merged over them.
+        :param training: the Train job's ``TrainingJobSettings``; default one spot ``ml.trn1.32xlarge``.
+        :param evaluation_instance_type: the Evaluate job's instance; default ``ml.m5.2xlarge``.
+        :param quality_gate: the ROUGE score a model needs to be registered; default ``QualityGate()``.
+        :param model_package_group_name: the Model Package Group to register in; default derived from the path.
+        :param encryption_key: KMS key for artifacts, logs and the topic; default a new rotated key.
+        :param alarm_topic: where failures notify; default a new KMS-encrypted topic.
         """
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
@@ -227,7 +245,7 @@ class FineTuningPipeline(Construct):
                         "EnableInterContainerTrafficEncryption": True,
                         "TrainingJobName.$": f"States.Format('{job_prefix}-{{}}', $$.Execution.Name)",
                         "AlgorithmSpecification": algorithm,
-                        "ResourceConfig": {**resources, "VolumeKmsKeyId": self.key.key_arn},
+                        "ResourceConfig": {**resources, **_volume_key(resources["InstanceType"], self.key)},
                         **parameters,
                     },
                     **result,
@@ -272,7 +290,7 @@ class FineTuningPipeline(Construct):
             # No container arguments: inside the job `genai train evaluate` reads the "model" and
             # "trained" channels and writes /opt/ml/model, the platform's own paths.
             algorithm={
-                "MetricDefinitions": [{"Name": m, "Regex": f"^{m}=([0-9.]+)$"} for m in METRICS],
+                "MetricDefinitions": [{"Name": m, "Regex": metric_regex(m)} for m in ROUGE_METRICS],
             },
             InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
             StoppingCondition={"MaxRuntimeInSeconds": 4 * 3600},
@@ -516,6 +534,14 @@ class FineTuningPipeline(Construct):
             ),
             "Model packages get version numbers at registration; the grant stays inside the pipeline's group.",
         )
+
+
+def _volume_key(instance_type: str, key: kms.IKey) -> dict:
+    """``VolumeKmsKeyId`` where SageMaker takes one: CreateTrainingJob refuses it on instance types with local
+    NVMe storage ("You can't request a VolumeKmsKeyId when using an instance type with local storage",
+    botocore's sagemaker ResourceConfig docs), whose instance store SageMaker encrypts itself."""
+    spec = INSTANCE_SPECS.get(instance_type)
+    return {} if spec is not None and spec.local_nvme else {"VolumeKmsKeyId": key.key_arn}
 
 
 def _json(value: dict) -> str:

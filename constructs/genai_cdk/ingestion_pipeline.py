@@ -23,6 +23,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from genai_contracts import names
+
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
 from .lambda_image import INGEST_HANDLER
@@ -124,12 +126,12 @@ class IngestionPipeline(Construct):
             timeout=FUNCTION_TIMEOUT,
             memory_size=2048,
             environment={
-                "INDEX_URL": vector_store.index_url,
-                "EMBEDDINGS": embeddings.spec,
-                "CHUNK_SIZE": str(chunk_size),
-                "CHUNK_OVERLAP": str(chunk_overlap),
-                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-                "POWERTOOLS_SERVICE_NAME": "rag-ingest",
+                names.INDEX_URL: vector_store.index_url,
+                names.EMBEDDINGS: embeddings.spec,
+                names.CHUNK_SIZE: str(chunk_size),
+                names.CHUNK_OVERLAP: str(chunk_overlap),
+                names.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+                names.POWERTOOLS_SERVICE_NAME: names.RAG_INGEST_SERVICE,
             },
         )
         self.function.add_event_source(

@@ -15,18 +15,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from genai_contracts.vector_index import BEDROCK_METADATA_FIELD, TEXT_FIELD, VECTOR_FIELD
+
 from ._validation import invalid
 from .bedrock_agent import KnowledgeBaseAttachment
-from .bedrock_iam import bedrock_service_role, foundation_model_arn
+from .bedrock_iam import EMBEDDING_MODELS, bedrock_service_role, foundation_model_arn, parse_model_id
 from .nag import allow
-from .vector_store import BEDROCK_METADATA_FIELD, VectorStore
+from .vector_store import VectorStore
 
-EMBEDDING_DIMENSIONS = {
-    "amazon.titan-embed-text-v2:0": (256, 512, 1024),
-    "amazon.titan-embed-text-v1": (1536,),
-    "cohere.embed-english-v3": (1024,),
-    "cohere.embed-multilingual-v3": (1024,),
-}
+EMBEDDING_DIMENSIONS = {model_id: output.dimensions for model_id, output in EMBEDDING_MODELS.items()}
 
 
 class KnowledgeBase(Construct):
@@ -43,6 +40,15 @@ class KnowledgeBase(Construct):
         embedding_model_id: str = "amazon.titan-embed-text-v2:0",
         description: str = "Documents to answer questions from",
     ) -> None:
+        """
+        :param vector_store: a ``VectorStore`` with ``ServerlessDeployment()`` whose ``dimension`` the embedding
+            model produces (Titan v2: 1024, 512 or 256).
+        :param documents: the bucket the S3 data source ingests.
+        :param documents_prefix: ingest only keys under this prefix; default the whole bucket.
+        :param embedding_model_id: the Bedrock embedding model: ``amazon.titan-embed-text-v2:0`` (default),
+            ``amazon.titan-embed-text-v1``, ``cohere.embed-english-v3`` or ``cohere.embed-multilingual-v3``.
+        :param description: of the knowledge base, and what tells the agent when to retrieve from it.
+        """
         super().__init__(scope, construct_id)
         if not isinstance(vector_store, VectorStore):
             raise invalid("vector_store", vector_store, "pass a VectorStore.")
@@ -53,6 +59,7 @@ class KnowledgeBase(Construct):
                 "Bedrock knowledge bases here write to OpenSearch Serverless: build the VectorStore "
                 "with deployment=ServerlessDeployment().",
             )
+        parse_model_id("embedding_model_id", embedding_model_id, profiles=False)
         dimensions = EMBEDDING_DIMENSIONS.get(embedding_model_id)
         if dimensions is None:
             raise invalid(
@@ -66,6 +73,14 @@ class KnowledgeBase(Construct):
             )
         stack = Stack.of(self)
         model_arn = foundation_model_arn(stack, embedding_model_id)
+        # Bedrock embeds at the model's default size unless told otherwise: say so when the store holds another.
+        embedding_configuration = None
+        if vector_store.dimension != EMBEDDING_MODELS[embedding_model_id].default:
+            embedding_configuration = bedrock.CfnKnowledgeBase.EmbeddingModelConfigurationProperty(
+                bedrock_embedding_model_configuration=bedrock.CfnKnowledgeBase.BedrockEmbeddingModelConfigurationProperty(
+                    dimensions=vector_store.dimension
+                )
+            )
         self.role = bedrock_service_role(self, "Role", "knowledge-base", "Bedrock knowledge base: embeds and indexes")
         self.role.add_to_policy(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[model_arn]))
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[documents.bucket_arn]))
@@ -90,7 +105,7 @@ class KnowledgeBase(Construct):
             knowledge_base_configuration=bedrock.CfnKnowledgeBase.KnowledgeBaseConfigurationProperty(
                 type="VECTOR",
                 vector_knowledge_base_configuration=bedrock.CfnKnowledgeBase.VectorKnowledgeBaseConfigurationProperty(
-                    embedding_model_arn=model_arn
+                    embedding_model_arn=model_arn, embedding_model_configuration=embedding_configuration
                 ),
             ),
             storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
@@ -99,7 +114,7 @@ class KnowledgeBase(Construct):
                     collection_arn=vector_store.collection.attr_arn,
                     vector_index_name=vector_store.index_name,
                     field_mapping=bedrock.CfnKnowledgeBase.OpenSearchServerlessFieldMappingProperty(
-                        vector_field="vector_field", text_field="text", metadata_field=BEDROCK_METADATA_FIELD
+                        vector_field=VECTOR_FIELD, text_field=TEXT_FIELD, metadata_field=BEDROCK_METADATA_FIELD
                     ),
                 ),
             ),

@@ -1,8 +1,8 @@
 """The Lambdas' container image (RAG and agents), built at deploy time from the installed packages.
 
 One image serves every function: ``assets/lambda_image/Dockerfile`` over a build context of its
-``requirements.txt`` and the ``genai_runtime`` and ``lambdas`` packages as installed beside
-``genai_cdk`` (the wheel carries all three; an editable install resolves to the repository's
+``requirements.txt`` and the ``genai_contracts``, ``genai_runtime`` and ``lambdas`` packages as installed
+beside ``genai_cdk`` (the wheel carries all four; an editable install resolves to the repository's
 folders). The context is written to a folder named by its content hash, so the asset hash, and
 with it the deployed image, changes only when the handlers, the runtime or the pins change.
 
@@ -44,6 +44,7 @@ HANDLERS = {
 # from another distribution must not end up in the image). Located, never imported: the construct
 # library does not import the runtime or the handlers.
 PACKAGES = {
+    "genai_contracts": ("names.py", "api_requests.py", "vector_index.py"),
     "genai_runtime": ("errors.py", "rag/__init__.py", "agents/deployed.py"),
     "lambdas": tuple(f"{handler.split('.')[1]}.py" for handler in HANDLERS.values()),
 }
@@ -84,7 +85,7 @@ def _context_files() -> list[tuple[str, Path]]:
 
 
 def write_build_context(directory: str | Path) -> Path:
-    """Write the image's build context (Dockerfile, requirements.txt, genai_runtime/, lambdas/) to ``directory``."""
+    """Write the image's build context (Dockerfile, requirements.txt and the packages' folders) to ``directory``."""
     target = Path(directory)
     for relative, source in _context_files():
         destination = target / relative

@@ -102,18 +102,20 @@ class LmiEndpoint(Construct):
         """
         :param model: the model weights (the one required input).
         :param instance_type: default instance type of every variant, e.g. ``ml.inf2.48xlarge``.
-        :param instance_count: instance count of the default single variant (ignored with ``variants``).
+        :param instance_count: instance count of the default single variant (with ``variants``, each has its own).
         :param options: LMI options; ``OPTION_*`` environment of every variant without its own.
         :param image: the LMI image; default: the pinned DLC whose flavor fits each variant's instance type.
         :param variants: production variants for A/B tests; default one variant ``AllTraffic``.
         :param shadow: a shadow variant that receives a copy of production traffic
             (needs exactly one production variant).
         :param data_capture: request/response capture; default on (100 %) when there is a shadow, else off.
-        :param autoscaling: target tracking (and optional step scaling) for every production variant.
+        :param autoscaling: target tracking (and optional step scaling) for every production variant without
+            an ``autoscaling`` of its own (``Variant(..., autoscaling=...)`` overrides it for that variant).
         :param rollout: deployment guardrail for updates; default blue/green all-at-once with auto-rollback.
         :param alarms: alarm thresholds; default ``EndpointAlarms()``.
         :param alarm_topic: where alarms notify; default a new KMS-encrypted topic.
         :param vpc: run the containers in this VPC (private subnets by default).
+        :param vpc_subnets: the subnets of ``vpc`` to use; default its private subnets with egress.
         :param security_groups: default a new group that only allows HTTPS egress.
         :param encryption_key: KMS key for storage volumes, capture data and the topic; default a new rotated key.
         :param network_isolation: forbid the container any outbound network call.
@@ -157,15 +159,7 @@ class LmiEndpoint(Construct):
                     volume_size_gb,
                     f"{', '.join(sorted(set(with_nvme)))} use local NVMe storage; leave it unset.",
                 )
-        if autoscaling is not None:
-            for r in production:
-                if not autoscaling.min_capacity <= r.variant.instance_count <= autoscaling.max_capacity:
-                    raise invalid(
-                        f"variant[{r.variant.name}].instance_count",
-                        r.variant.instance_count,
-                        f"must lie within autoscaling min_capacity..max_capacity "
-                        f"({autoscaling.min_capacity}..{autoscaling.max_capacity}).",
-                    )
+        scaling = self._scaling(autoscaling, production, shadow_resolved)
         self.production_variant_names = [r.variant.name for r in production]
         self.shadow_variant_name = shadow_resolved.variant.name if shadow_resolved else None
 
@@ -221,9 +215,7 @@ class LmiEndpoint(Construct):
         self.endpoint_arn = self._stack.format_arn(
             service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
         )
-        self.scalable_targets = (
-            {r.variant.name: self._autoscale(r.variant.name, autoscaling) for r in production} if autoscaling else {}
-        )
+        self.scalable_targets = {name: self._autoscale(name, config) for name, config in scaling.items()}
 
     # ---- validation -------------------------------------------------------------------------
 
@@ -251,9 +243,43 @@ class LmiEndpoint(Construct):
             )
         return _ResolvedVariant(variant, spec, resolved_options, variant.model or model)
 
+    @staticmethod
+    def _scaling(autoscaling, production, shadow) -> dict[str, Autoscaling]:
+        """Each production variant's autoscaling: its own ``Variant.autoscaling``, else the endpoint's."""
+        if autoscaling is not None and not isinstance(autoscaling, Autoscaling):
+            raise invalid("autoscaling", autoscaling, "pass an Autoscaling(...) or None.")
+        if shadow is not None and shadow.variant.autoscaling is not None:
+            raise invalid(
+                f"shadow[{shadow.variant.name}].autoscaling",
+                shadow.variant.autoscaling,
+                "only production variants are autoscaled; size the shadow fleet with instance_count.",
+            )
+        scaling = {}
+        for r in production:
+            config = r.variant.autoscaling or autoscaling
+            if config is None:
+                continue
+            count = r.variant.instance_count
+            if not config.min_capacity <= count <= config.max_capacity:  # Variant checks a range of its own
+                raise invalid(
+                    f"variant[{r.variant.name}].instance_count",
+                    count,
+                    f"must lie within autoscaling min_capacity..max_capacity "
+                    f"({config.min_capacity}..{config.max_capacity}); give the variant an autoscaling= "
+                    "of its own, or change the count or the range.",
+                )
+            scaling[r.variant.name] = config
+        return scaling
+
     def _resolve_variants(self, model, instance_type, instance_count, options, image, variants):
         if variants is None:
             variants = [Variant(DEFAULT_VARIANT, instance_count=instance_count)]
+        elif instance_count != 1:
+            raise invalid(
+                "instance_count",
+                instance_count,
+                "applies to the default single variant only; with variants=, give each Variant its instance_count.",
+            )
         variants = list(variants)
         if not variants:
             raise invalid("variants", variants, "give at least one Variant, or leave variants unset.")

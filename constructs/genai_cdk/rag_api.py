@@ -15,34 +15,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from genai_contracts import names
+from genai_contracts.api_gateway import request_schema
+from genai_contracts.api_requests import QueryRequest
+
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
 from .lambda_image import QUERY_HANDLER
 from .rag_models import EmbeddingModel, TextGenerator, require_fit
 from .rest_api import JsonPostApi, Throttle
 from .vector_store import VectorStore
-
-# The request model API Gateway enforces (JSON Schema draft 4); lambdas/rag_query.QueryRequest is the
-# same contract in pydantic, and a test feeds both the same good and bad requests.
-QUERY_REQUEST_SCHEMA = {
-    "type": "object",
-    "required": ["question"],
-    "additionalProperties": False,
-    "properties": {
-        "question": {"type": "string", "minLength": 1, "maxLength": 4000, "pattern": "\\S"},
-        "k": {"type": "integer", "minimum": 1, "maximum": 50},
-        "search_type": {"type": "string", "enum": ["similarity", "mmr", "hybrid"]},
-        "fetch_k": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "lambda_mult": {"type": "number", "minimum": 0, "maximum": 1},
-        "filter": {
-            "type": "object",
-            "maxProperties": 8,
-            "additionalProperties": False,
-            "patternProperties": {"^[A-Za-z_][A-Za-z0-9_]{0,63}$": {"type": ["string", "number", "boolean"]}},
-        },
-        "generate": {"type": "boolean"},
-    },
-}
 
 
 class RagApi(Construct):
@@ -94,13 +76,13 @@ class RagApi(Construct):
         self.key = encryption_key or vector_store.key
         allow_logs_delivery(self.key)
         environment = {
-            "INDEX_URL": vector_store.index_url,
-            "EMBEDDINGS": embeddings.spec,
-            "MAX_NEW_TOKENS": str(max_new_tokens),
-            "POWERTOOLS_SERVICE_NAME": "rag-query",
+            names.INDEX_URL: vector_store.index_url,
+            names.EMBEDDINGS: embeddings.spec,
+            names.MAX_NEW_TOKENS: str(max_new_tokens),
+            names.POWERTOOLS_SERVICE_NAME: names.RAG_QUERY_SERVICE,
         }
         if generator is not None:
-            environment["GENERATOR"] = generator.spec
+            environment[names.GENERATOR] = generator.spec
         self.function = vpc_function(
             self,
             "Function",
@@ -122,8 +104,8 @@ class RagApi(Construct):
             "Front",
             function=self.function,
             path="query",
-            request_schema=QUERY_REQUEST_SCHEMA,
-            model_name="QueryRequest",
+            request_schema=request_schema(QueryRequest),
+            model_name=QueryRequest.__name__,
             key=self.key,
             description=f"{self.node.path}: retrieval-augmented generation",
             throttle=throttle,

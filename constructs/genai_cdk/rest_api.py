@@ -8,6 +8,7 @@ WAF web ACL (AWS managed common and bad-input rules plus a per-IP rate limit).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
@@ -20,49 +21,49 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from genai_contracts.api_gateway import DRAFT4, SUPPORTED_KEYWORDS
+
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery
 from .nag import acknowledge
 
-_SCHEMA_TYPES = {
-    "object": apigw.JsonSchemaType.OBJECT,
-    "string": apigw.JsonSchemaType.STRING,
-    "integer": apigw.JsonSchemaType.INTEGER,
-    "number": apigw.JsonSchemaType.NUMBER,
-    "boolean": apigw.JsonSchemaType.BOOLEAN,
-}
-_SIMPLE_KEYWORDS = {
-    "required": "required",
-    "minLength": "min_length",
-    "maxLength": "max_length",
-    "pattern": "pattern",
-    "minimum": "minimum",
-    "maximum": "maximum",
-    "enum": "enum",
-    "maxProperties": "max_properties",
-}
+_SCHEMA_TYPES = {kind.value.lower(): kind for kind in apigw.JsonSchemaType}
+_SCHEMA_MAPS = ("properties", "patternProperties")
+_SCHEMA_VALUES = ("additionalProperties", "items")
 
 
 def json_schema(node: dict, root: bool = True) -> apigw.JsonSchema:
-    """A JSON Schema (draft 4) dict as API Gateway's typed ``JsonSchema``."""
-    kinds = node.get("type")
-    props: dict = {_SIMPLE_KEYWORDS[key]: value for key, value in node.items() if key in _SIMPLE_KEYWORDS}
-    if kinds is not None:
-        props["type"] = [_SCHEMA_TYPES[k] for k in kinds] if isinstance(kinds, list) else _SCHEMA_TYPES[kinds]
-    if "additionalProperties" in node:
-        props["additional_properties"] = node["additionalProperties"]
-    if "properties" in node:
-        props["properties"] = {name: json_schema(child, False) for name, child in node["properties"].items()}
-    if "patternProperties" in node:
-        props["pattern_properties"] = {
-            name: json_schema(child, False) for name, child in node["patternProperties"].items()
-        }
+    """A JSON Schema (draft 4) dict as API Gateway's typed ``JsonSchema``.
+
+    Takes the keywords ``genai_contracts.api_gateway.request_schema`` writes (its ``SUPPORTED_KEYWORDS``)
+    and refuses any other, so a model never reaches API Gateway with a constraint silently dropped.
+    """
+    props: dict = {}
+    for key, value in node.items():
+        if key not in SUPPORTED_KEYWORDS:
+            raise invalid("request_schema", key, f"API Gateway models take {', '.join(sorted(SUPPORTED_KEYWORDS))}.")
+        name = re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+        if key == "$schema":
+            if value != DRAFT4:
+                raise invalid("request_schema", value, f"API Gateway models are JSON Schema draft 4 ({DRAFT4}).")
+            continue
+        if key == "type":
+            value = [_SCHEMA_TYPES[k] for k in value] if isinstance(value, list) else _SCHEMA_TYPES[value]
+        elif key in _SCHEMA_MAPS:
+            value = {child: json_schema(schema, False) for child, schema in value.items()}
+        elif key in _SCHEMA_VALUES and isinstance(value, dict):
+            value = json_schema(value, False)
+        props[name] = value
     return apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4 if root else None, **props)
 
 
 @dataclass(frozen=True)
 class Throttle:
-    """Steady requests per second and burst, for the stage and the usage plan."""
+    """Steady requests per second and burst, for the stage and the usage plan.
+
+    :param rate_limit: steady requests per second; default 50.
+    :param burst_limit: requests allowed in a burst above it; default 100.
+    """
 
     rate_limit: float = 50
     burst_limit: int = 100
@@ -79,6 +80,13 @@ class Throttle:
 
 class JsonPostApi(Construct):
     """``POST /PATH`` with a validated JSON body, handled by ``function``.
+
+    IAM auth (or ``user_pool``), a request model API Gateway enforces, stage and usage-plan throttling,
+    KMS-encrypted access logs, X-Ray, optional WAF. ``path`` is the resource (e.g. ``query``),
+    ``request_schema`` the body's JSON Schema and ``model_name`` its API Gateway model's name, ``key`` the KMS key
+    of the access logs, ``description`` the API's, ``throttle`` a ``Throttle`` (default ``Throttle()``),
+    ``user_pool`` a Cognito user pool to authorize with instead of IAM, ``waf`` adds a web ACL (managed common
+    and bad-input rules, a per-IP rate limit).
 
     Escape hatches: ``api``, ``method``, ``access_logs``, ``usage_plan``, ``web_acl``.
     """
@@ -146,6 +154,7 @@ class JsonPostApi(Construct):
         )
         validator = self.api.add_request_validator("Body", validate_request_body=True, validate_request_parameters=True)
         auth: dict = {"authorization_type": apigw.AuthorizationType.IAM}
+        self.user_pool = user_pool
         if user_pool is not None:
             auth = {
                 "authorization_type": apigw.AuthorizationType.COGNITO,
@@ -171,7 +180,20 @@ class JsonPostApi(Construct):
         return self.api.url_for_path(f"/{self.path.strip('/')}")
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Allow ``grantee`` to call the method on this stage (IAM auth)."""
+        """Allow ``grantee`` to call the method on this stage (IAM auth).
+
+        Refused on an API built with ``user_pool=``: under a Cognito authorizer API Gateway checks the
+        caller's user-pool token and ignores ``execute-api:Invoke``, so the grant would change nothing.
+        """
+        if self.user_pool is not None:
+            principal = getattr(grantee, "node", None)
+            raise invalid(
+                "grant_invoke",
+                principal.path if principal is not None else grantee,
+                f"{self.node.path} authorizes with Cognito user pool tokens (user_pool=), so API Gateway ignores "
+                "IAM permissions; add the caller to the user pool and send its ID (or access) token in the "
+                "Authorization header, or build the API without user_pool= for IAM (SigV4) auth.",
+            )
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["execute-api:Invoke"],

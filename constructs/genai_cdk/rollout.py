@@ -28,6 +28,13 @@ class Rollout:
     """A SageMaker deployment guardrail. Build one with the static methods.
 
     Auto-rollback watches the endpoint's own error and latency alarms.
+
+    :param strategy: ``ALL_AT_ONCE``, ``CANARY``, ``LINEAR`` (blue/green) or ``ROLLING``.
+    :param percent: the canary size, linear step or rolling batch, in % of capacity.
+    :param wait: time between traffic shifts (or batches); default 5 minutes, at most 1 hour.
+    :param bake: blue/green: time the new fleet serves all traffic before the old one goes; default 5 minutes.
+    :param auto_rollback: roll back when one of the endpoint's alarms fires; default True.
+    :param maximum_execution_timeout: the longest the whole update may take (10 minutes-8 hours); default 2 hours.
     """
 
     strategy: Strategy

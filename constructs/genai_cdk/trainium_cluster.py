@@ -118,6 +118,8 @@ def default_deep_health_checks(instance_type: str) -> tuple[str, ...]:
 class InstanceGroup:
     """One HyperPod instance group: ``name``, instance type and count, EBS volume per node.
 
+    ``instance_type`` (default ``ml.trn1.32xlarge``), ``instance_count`` (default 2), ``volume_size_gb`` (EBS per
+    node, default 500), ``threads_per_core`` (1, the default, turns hyperthreading off; or 2).
     ``partition`` (compute groups only) is the Slurm partition the group's nodes join; default the group name.
     ``deep_health_checks`` (compute groups only): ``None`` for the default of the instance family
     (:func:`default_deep_health_checks`), ``()`` to turn them off, or a tuple of ``InstanceStress`` /
@@ -218,6 +220,8 @@ class TrainiumCluster(Construct):
         :param fsx_throughput_per_tib: PERSISTENT_2 throughput, 125/250/500/1000 MB/s per TiB.
         :param lifecycle_scripts: folder with ``on_create.sh`` (default: the one this library ships); the construct
             adds ``genai_cluster.conf`` (instance group -> Slurm node type) next to it.
+        :param encryption_key: KMS key for EBS volumes, FSx and the lifecycle bucket; default a new rotated key.
+        :param cluster_name: the HyperPod cluster's name; default derived from the construct path.
         """
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)

@@ -44,31 +44,39 @@ from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from genai_contracts import names
+from genai_contracts.vector_index import (
+    BASE_METADATA_FIELDS,
+    FIELD_NAME,
+    METADATA_FIELD,
+    METADATA_TYPES,
+    SERVERLESS_METADATA_TYPES,
+    SPACE_TYPES,
+    VECTOR_FIELD,
+    index_body,
+)
+
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
 from .lambda_image import INDEX_HANDLER
 from .nag import acknowledge, acknowledge_policy_wildcards, allow
 
-METADATA_TYPES = ("keyword", "integer", "long", "float", "boolean", "date")
-SERVERLESS_METADATA_TYPES = ("keyword", "integer")
-BEDROCK_METADATA_FIELD = "bedrock_metadata"  # where a Bedrock knowledge base keeps its own chunk metadata
-SPACE_TYPES = ("innerproduct", "l2", "cosinesimil")
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_BASE_FIELDS = {
-    "source": "keyword",
-    "chunk": "integer",
-    "start_index": "integer",
-    "page": "integer",
-    "content_hash": "keyword",
-}
 _READ_HTTP = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
 _WRITE_HTTP = [*_READ_HTTP, "es:ESHttpPut", "es:ESHttpDelete"]
 
 
 @dataclass(frozen=True)
 class DomainDeployment:
-    """A managed OpenSearch domain. Dedicated masters: 0 (none) or an odd number from 3."""
+    """A managed OpenSearch domain. Dedicated masters: 0 (none) or an odd number from 3.
+
+    :param data_nodes: data nodes, a multiple of ``availability_zones``; default 2.
+    :param data_node_instance_type: default ``r6g.large.search``.
+    :param master_nodes: dedicated master nodes: 0 (default), 3 or 5.
+    :param master_node_instance_type: default ``m6g.large.search``.
+    :param availability_zones: zones the nodes spread over (zone awareness from 2), 1-3; default 2.
+    :param volume_size_gib: EBS storage per data node; default 100.
+    """
 
     data_nodes: int = 2
     data_node_instance_type: str = "r6g.large.search"
@@ -99,7 +107,10 @@ class DomainDeployment:
 
 @dataclass(frozen=True)
 class ServerlessDeployment:
-    """An OpenSearch Serverless VECTORSEARCH collection; standby replicas double capacity for availability."""
+    """An OpenSearch Serverless VECTORSEARCH collection; standby replicas double capacity for availability.
+
+    :param standby_replicas: replicas in another zone for availability; default True (False halves the cost: dev, test).
+    """
 
     standby_replicas: bool = True
 
@@ -194,7 +205,7 @@ class VectorStore(Construct):
         self.validate_props(dimension, index_name, metadata_fields, space_type, deployment)
         self.dimension = dimension
         self.index_name = index_name
-        self.metadata_fields = {**_BASE_FIELDS, **(metadata_fields or {})}
+        self.metadata_fields = {**BASE_METADATA_FIELDS, **(metadata_fields or {})}
         self.space_type = space_type
         self.deployment = deployment
         self.key = encryption_key or kms.Key(
@@ -224,9 +235,9 @@ class VectorStore(Construct):
         if not isinstance(index_name, str) or not _INDEX_NAME.match(index_name):
             raise invalid("index_name", index_name, "use lowercase letters, digits, - and _ (at most 100).")
         for name, kind in (metadata_fields or {}).items():
-            if not isinstance(name, str) or not _FIELD_NAME.match(name):
+            if not isinstance(name, str) or not FIELD_NAME.match(name):
                 raise invalid("metadata_fields", name, "field names are identifiers: letters, digits and _.")
-            if name in _BASE_FIELDS:
+            if name in BASE_METADATA_FIELDS:
                 raise invalid("metadata_fields", name, f"{name} is set by ingestion; choose another name.")
             if kind not in METADATA_TYPES:
                 raise invalid(f"metadata_fields.{name}", kind, f"choose one of {', '.join(METADATA_TYPES)}.")
@@ -527,7 +538,7 @@ class VectorStore(Construct):
             vpc=vpc,
             key=self.key,
             role=self.admin_role,
-            environment={"POWERTOOLS_SERVICE_NAME": "opensearch-index"},
+            environment={names.POWERTOOLS_SERVICE_NAME: names.OPENSEARCH_INDEX_SERVICE},
             timeout=Duration.minutes(5),
             memory_size=512,
             vpc_subnets=ec2.SubnetSelection(subnets=subnets),
@@ -562,7 +573,7 @@ class VectorStore(Construct):
                 "Dimension": self.dimension,
                 "SpaceType": self.space_type,
                 "Engine": "faiss",
-                "MetadataFields": {k: v for k, v in self.metadata_fields.items() if k not in _BASE_FIELDS},
+                "MetadataFields": {k: v for k, v in self.metadata_fields.items() if k not in BASE_METADATA_FIELDS},
                 "Replicas": 1 if self.deployment.data_nodes > 1 else 0,
                 "ReaderRoleArns": Lazy.any(self._readers),
                 "WriterRoleArns": Lazy.any(self._writers),
@@ -621,37 +632,57 @@ class VectorStore(Construct):
                 _DataAccessPolicy(stack, f"index/{name}/{self.index_name}", self._readers, self._writers)
             ),
         )
+        body = index_body(
+            self.dimension,
+            metadata_fields=self.metadata_fields,
+            space_type=self.space_type,
+            bedrock_metadata=True,  # a KnowledgeBase over this store writes it
+        )
         self.index_resource = aoss.CfnIndex(
             self,
             "Index",
             collection_endpoint=self.collection.attr_collection_endpoint,
             index_name=self.index_name,
-            settings=aoss.CfnIndex.IndexSettingsProperty(
-                index=aoss.CfnIndex.IndexProperty(knn=True, knn_algo_param_ef_search=512)
-            ),
-            mappings=aoss.CfnIndex.MappingsProperty(
-                properties={
-                    "vector_field": aoss.CfnIndex.PropertyMappingProperty(
-                        type="knn_vector",
-                        dimension=self.dimension,
-                        method=aoss.CfnIndex.MethodProperty(
-                            name="hnsw",
-                            engine="faiss",
-                            space_type=self.space_type,
-                            parameters=aoss.CfnIndex.ParametersProperty(m=16, ef_construction=512),
-                        ),
-                    ),
-                    "text": aoss.CfnIndex.PropertyMappingProperty(type="text"),
-                    BEDROCK_METADATA_FIELD: aoss.CfnIndex.PropertyMappingProperty(type="text", index=False),
-                    # AWS::OpenSearchServerless::Index has no object type: dotted names map the metadata object.
-                    **{
-                        f"metadata.{field}": aoss.CfnIndex.PropertyMappingProperty(type=kind)
-                        for field, kind in sorted(self.metadata_fields.items())
-                    },
-                }
-            ),
+            **_serverless_index(body),
         )
         self.index_resource.node.add_dependency(self.access_policy)
+
+
+def _serverless_index(body: dict) -> dict:
+    """``index_body`` as ``AWS::OpenSearchServerless::Index`` settings and mappings.
+
+    Serverless sets shards and replicas itself, and the resource has no object type: the fields of the
+    metadata object are mapped by dotted names.
+    """
+    settings = body["settings"]["index"]
+    properties = dict(body["mappings"]["properties"])
+    vector, metadata = properties.pop(VECTOR_FIELD), properties.pop(METADATA_FIELD)["properties"]
+    method = vector["method"]
+    mapped = {
+        VECTOR_FIELD: aoss.CfnIndex.PropertyMappingProperty(
+            type=vector["type"],
+            dimension=vector["dimension"],
+            method=aoss.CfnIndex.MethodProperty(
+                name=method["name"],
+                engine=method["engine"],
+                space_type=method["space_type"],
+                parameters=aoss.CfnIndex.ParametersProperty(**method["parameters"]),
+            ),
+        ),
+        **{name: aoss.CfnIndex.PropertyMappingProperty(**field) for name, field in properties.items()},
+        **{
+            f"{METADATA_FIELD}.{name}": aoss.CfnIndex.PropertyMappingProperty(**field)
+            for name, field in sorted(metadata.items())
+        },
+    }
+    return {
+        "settings": aoss.CfnIndex.IndexSettingsProperty(
+            index=aoss.CfnIndex.IndexProperty(
+                knn=settings["knn"], knn_algo_param_ef_search=settings["knn.algo_param.ef_search"]
+            )
+        ),
+        "mappings": aoss.CfnIndex.MappingsProperty(properties=mapped),
+    }
 
 
 def _in_other_stacks(scope: Construct, constructs) -> bool:

@@ -37,7 +37,7 @@ def test_the_lambda_image_copies_what_its_generated_build_context_holds(tmp_path
 
     context = write_build_context(tmp_path / "context")
     sources = _copies(context / "Dockerfile")
-    assert sources == ["requirements.txt", "genai_runtime", "lambdas"]
+    assert sources == ["requirements.txt", "genai_contracts", "genai_runtime", "lambdas"]
     for source in sources:
         assert (context / source).exists(), f"the Lambda build context lacks {source}"
     for handler in HANDLERS.values():

@@ -90,6 +90,9 @@ def test_training_job_uses_spot_with_checkpoints_on_trainium(built):
     assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert job["AlgorithmSpecification"]["ContainerEntrypoint"] == ["genai", "train", "launch"]
     assert job["EnableInterContainerTrafficEncryption"] is True
+    # trn1 has local NVMe: CreateTrainingJob refuses a VolumeKmsKeyId there; the m5 evaluation job gets one.
+    assert "VolumeKmsKeyId" not in job["ResourceConfig"]
+    assert "VolumeKmsKeyId" in definition["States"]["Evaluate"]["Parameters"]["ResourceConfig"]
 
 
 def test_evaluation_job_reports_rouge_as_metrics(built):

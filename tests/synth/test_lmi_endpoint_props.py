@@ -63,6 +63,30 @@ CASES = {
         dict(variants=[Variant("A", instance_count=9)], autoscaling=Autoscaling(min_capacity=1, max_capacity=4)),
         r"variant\[A\].instance_count=9 is invalid: must lie within autoscaling min_capacity..max_capacity \(1..4\)",
     ),
+    "instance_count_outside_the_endpoints_autoscaling_beside_a_variant_of_its_own": (
+        dict(
+            variants=[
+                Variant("A", weight=90, instance_count=9, autoscaling=Autoscaling(min_capacity=5, max_capacity=20)),
+                Variant("B", weight=10, instance_count=3),
+            ],
+            autoscaling=Autoscaling(min_capacity=1, max_capacity=2),
+        ),
+        r"variant\[B\].instance_count=3 is invalid: must lie within autoscaling min_capacity..max_capacity \(1..2\); "
+        r"give the variant an autoscaling= of its own",
+    ),
+    "endpoint_autoscaling_not_typed": (
+        dict(autoscaling={"max_capacity": 4}),
+        r"autoscaling=\{'max_capacity': 4\} is invalid: pass an Autoscaling\(...\) or None",
+    ),
+    "autoscaled_shadow": (
+        dict(shadow=Variant("S", autoscaling=Autoscaling())),
+        r"shadow\[S\].autoscaling=.* is invalid: only production variants are autoscaled",
+    ),
+    "instance_count_beside_variants": (
+        dict(instance_count=3, variants=[Variant("A"), Variant("B")]),
+        r"instance_count=3 is invalid: applies to the default single variant only; with variants=, give each "
+        r"Variant its instance_count",
+    ),
     "rolling_with_two_variants": (
         dict(variants=[Variant("A"), Variant("B")], rollout=Rollout.rolling()),
         r"rollout='Rollout.rolling\(...\)' is invalid: SageMaker does not roll multi-variant endpoints",
@@ -124,3 +148,69 @@ def test_vpc_without_private_subnets_is_explained(stack, model):
     )
     with pytest.raises(ValueError, match=r"vpc_subnets=None is invalid: .*select subnets that exist"):
         LmiEndpoint(stack, "Llm", model=model, vpc=vpc)
+
+
+def test_each_variant_scales_in_its_own_range_and_the_rest_in_the_endpoints(stack, model):
+    from aws_cdk.assertions import Template
+
+    endpoint = LmiEndpoint(
+        stack,
+        "Llm",
+        model=model,
+        variants=[
+            Variant("A", weight=90, instance_count=9, autoscaling=Autoscaling(min_capacity=5, max_capacity=20)),
+            Variant("B", weight=10, instance_count=1, autoscaling=Autoscaling(min_capacity=1, max_capacity=2)),
+            Variant("C", weight=0, instance_count=1),
+        ],
+        autoscaling=Autoscaling(min_capacity=1, max_capacity=4, target_invocations_per_instance=500),
+    )
+    targets = {
+        props["ResourceId"].split("/variant/")[1]: props
+        for props in (
+            r["Properties"]
+            for r in Template.from_stack(stack).find_resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+        )
+    }
+    assert {name: (t["MinCapacity"], t["MaxCapacity"]) for name, t in targets.items()} == {
+        "A": (5, 20),
+        "B": (1, 2),
+        "C": (1, 4),
+    }
+    assert sorted(endpoint.scalable_targets) == ["A", "B", "C"]
+    policies = Template.from_stack(stack).find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    targets_values = sorted(
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] for p in policies.values()
+    )
+    assert targets_values == [500, 1000, 1000]  # C inherits the endpoint's target; A and B their own default
+
+
+def test_only_the_variant_with_autoscaling_scales_when_the_endpoint_has_none(stack, model):
+    endpoint = LmiEndpoint(
+        stack,
+        "Llm",
+        model=model,
+        variants=[
+            Variant("A", instance_count=2, autoscaling=Autoscaling(min_capacity=2, max_capacity=8)),
+            Variant("B"),
+        ],
+    )
+    assert sorted(endpoint.scalable_targets) == ["A"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: Variant("A", instance_count=9, autoscaling=Autoscaling(min_capacity=1, max_capacity=4)),
+            r"variant\[A\].instance_count=9 is invalid: must lie within its autoscaling min_capacity..max_capacity "
+            r"\(1..4\); change the count or the range",
+        ),
+        (
+            lambda: Variant("A", autoscaling={"min_capacity": 1}),
+            r"variant\[A\].autoscaling=\{'min_capacity': 1\} is invalid: pass an Autoscaling\(...\)",
+        ),
+    ],
+)
+def test_a_variants_own_autoscaling_is_checked_when_the_variant_is_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -241,7 +241,8 @@ def build_platform(app: App, prefix: str, *, imported_buckets: bool) -> None:
         knowledge_bases=[knowledge_base.attachment],
     )
     AgentApi(agents, "Api", agent=agent, vpc=vpc)
-    BedrockGovernance(agents, "Governance", vpc=vpc, model_ids=[HAIKU])
+    if not imported_buckets:  # one per account and Region in an app (the second platform shares them)
+        BedrockGovernance(agents, "Governance", vpc=vpc, model_ids=[HAIKU], owns_invocation_logging=True)
 
 
 @dataclass

@@ -113,7 +113,7 @@ SYNTH_EVERY_CONSTRUCT = r"""
 import json, sys
 from pathlib import Path
 
-import genai_cdk, genai_runtime, lambdas
+import genai_cdk, genai_contracts, genai_runtime, lambdas
 from aws_cdk import App, Environment, Stack, aws_ec2 as ec2, aws_s3 as s3
 from genai_cdk import (
     AgentApi, BedrockAgent, BedrockGovernance, ClaimsActionGroup, EmbeddingModel, FineTuningPipeline, InstanceGroup,
@@ -121,6 +121,7 @@ from genai_cdk import (
     TextGenerator, TrainingJobSettings, TrainiumCluster, VectorStore,
 )
 from genai_cdk.lambda_image import HANDLERS, build_context, package_folder
+from genai_contracts import lmi_engine
 
 ENV = Environment(account="123456789012", region="us-east-1")
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -169,11 +170,12 @@ TrainiumCluster(
 
 assembly = app.synth()
 print(json.dumps({
-    "files": {m.__name__: m.__file__ for m in (genai_cdk, genai_runtime, lambdas)},
+    "files": {m.__name__: m.__file__ for m in (genai_cdk, genai_contracts, genai_runtime, lambdas)},
     "sys_path": sys.path,
-    "image_packages": {name: str(package_folder(name)) for name in ("genai_runtime", "lambdas")},
+    "image_packages": {name: str(package_folder(name)) for name in ("genai_contracts", "genai_runtime", "lambdas")},
     "build_context": str(build_context()),
     "handlers": sorted(HANDLERS.values()),
+    "vllm_engine_args": len(lmi_engine.vllm_engine_args()),  # package data of genai_contracts
     "stacks": {st.stack_name: st.template_full_path for st in assembly.stacks},
 }))
 """
@@ -248,12 +250,13 @@ def test_the_wheel_alone_synthesizes_every_construct_and_stages_the_lambda_image
     context = Path(report["build_context"])
     assert context.is_relative_to(temp)
     expected = {"Dockerfile", "requirements.txt"} | {
-        f"{n}/{f}" for n in ("genai_runtime", "lambdas") for f in _files(fresh_site / n)
+        f"{n}/{f}" for n in ("genai_contracts", "genai_runtime", "lambdas") for f in _files(fresh_site / n)
     }
     assert set(_files(context)) == expected
 
     # Every stack synthesized; the Lambda functions run one staged image asset, a copy of that context.
     assert set(report["stacks"]) == {"Llm", "Rag", "Agents", "Training"}
+    assert report["vllm_engine_args"] > 100
     commands, images = [], set()
     for stack_name in ("Rag", "Agents"):
         template = json.loads(Path(report["stacks"][stack_name]).read_text())

@@ -6,12 +6,13 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from genai_contracts.api_requests import MAX_INPUT_CHARS, SESSION_ID_PATTERN
+
 from ..errors import UsageError
 
 _AGENT_ID = re.compile(r"^[0-9a-zA-Z]{10}$")
 _ALIAS_ID = re.compile(r"^(TSTALIASID|[0-9a-zA-Z]{10})$")
-_SESSION_ID = re.compile(r"^[0-9a-zA-Z._:-]{2,100}$")
-MAX_INPUT_CHARS = 25_000
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
 @dataclass

@@ -104,7 +104,9 @@ def _local(args: argparse.Namespace) -> int:
     if args.claims_table:
         import os
 
-        os.environ["CLAIMS_TABLE"] = args.claims_table
+        from genai_contracts.names import CLAIMS_TABLE
+
+        os.environ[CLAIMS_TABLE] = args.claims_table
         module_name = module_name or CLAIMS_ACTION_GROUP
     if module_name:
         tools += action_group_tools(*_action_group(module_name))

@@ -7,7 +7,14 @@ import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
+from genai_contracts.lmi_engine import NEURON_DTYPES
+from genai_contracts.lmi_options import DTYPE_CHOICES, ROLLING_BATCH_CHOICES, LmiOptions
+
 from ._args import existing_dir, fraction, model_dir, positive_float, positive_int
+
+# The flags of `package` and `compile` are LmiOptions fields: their defaults and choices come from it, and
+# LmiOptions itself refuses a bad value (its message names the option).
+OPTION_DEFAULTS = LmiOptions()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,7 +62,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     # Defaults come from the LmiOptions the endpoint renders, so the graphs match what LMI loads:
     # batch = max_rolling_batch_size, sequence = n_positions, cores = tensor_parallel_degree.
     compile_.add_argument(
-        "--batch-size", type=positive_int, help="default: the endpoint's max_rolling_batch_size (LmiOptions default 32)"
+        "--batch-size",
+        type=positive_int,
+        help="default: the endpoint's max_rolling_batch_size "
+        f"(LmiOptions default {OPTION_DEFAULTS.max_rolling_batch_size})",
     )
     compile_.add_argument(
         "--sequence-length",
@@ -67,7 +77,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="default: tensor_parallel_degree, i.e. every NeuronCore of --instance-type",
     )
-    compile_.add_argument("--auto-cast-type", default="fp16", help="bf16, fp16 or fp32 (the endpoint's dtype)")
+    compile_.add_argument(
+        "--auto-cast-type",
+        default=OPTION_DEFAULTS.dtype,
+        help=f"{', '.join(sorted(NEURON_DTYPES))} (the endpoint's dtype; default: %(default)s)",
+    )
     compile_.set_defaults(run=_compile)
 
     package = sub.add_parser("package", help="lay out a model for LMI and upload it to S3")
@@ -77,11 +91,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     package.add_argument("--tensor-parallel-degree", type=positive_int)
     package.add_argument(
         "--rolling-batch",
-        default="auto",
-        help="auto (GPU: vLLM async, Neuron: tnx), vllm, tnx, disable (only with --custom-handler)",
+        default=OPTION_DEFAULTS.rolling_batch,
+        help=f"{', '.join(ROLLING_BATCH_CHOICES)}: auto is vLLM async on GPU, tnx on Neuron; disable goes with "
+        "--custom-handler (default: %(default)s)",
     )
-    package.add_argument("--max-rolling-batch-size", type=positive_int, default=32)
-    package.add_argument("--dtype", default="fp16")
+    package.add_argument(
+        "--max-rolling-batch-size",
+        type=positive_int,
+        default=OPTION_DEFAULTS.max_rolling_batch_size,
+        help="default: %(default)s",
+    )
+    package.add_argument(
+        "--dtype", default=OPTION_DEFAULTS.dtype, help=f"{', '.join(DTYPE_CHOICES)} (default: %(default)s)"
+    )
     package.add_argument("--n-positions", type=positive_int)
     package.add_argument("--max-model-len", type=positive_int)
     package.add_argument(
@@ -199,8 +221,6 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from genai_cdk.lmi_options import LmiOptions
-
     from ..errors import UsageError
     from ..optimize import package
 

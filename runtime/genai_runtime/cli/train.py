@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..train.slurm import DEFAULT_INSTANCE_TYPE, DEFAULT_VENV, SHARED_ROOT
-from ._args import positive_int
+from ._args import positive_float, positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -69,6 +69,68 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="accept output, checkpoint, data and model paths outside /fsx (only if they are shared otherwise)",
     )
     slurm.set_defaults(run=_slurm_script)
+
+    job = sub.add_parser(
+        "job",
+        help="start ONE SageMaker training job (SageMaker Python SDK v3) on the pipeline's Train-step contract",
+        description="Start one training job without the pipeline, through the SageMaker Python SDK v3 "
+        "(ModelTrainer), exactly as the pipeline's Train step runs it: the image as `genai train launch`, the "
+        "'train' and 'model' channels, hyperparameters checked against TrainConfig, checkpoints in "
+        "/opt/ml/checkpoints. Needs the sagemaker extra (`make setup-sagemaker` in this repository).",
+    )
+    job.add_argument(
+        "--instance-type", required=True, metavar="TYPE", help="e.g. ml.trn1.32xlarge (one process per NeuronCore/GPU)"
+    )
+    job.add_argument(
+        "--image", required=True, metavar="URI", help="ECR URI:TAG of the training image (containers/training)"
+    )
+    job.add_argument(
+        "--role", required=True, metavar="ARN", help="ARN of the job's execution role (e.g. the pipeline's)"
+    )
+    job.add_argument(
+        "--dataset", required=True, metavar="S3_URI", help="s3://BUCKET/KEY of the training data (the 'train' channel)"
+    )
+    job.add_argument(
+        "--base-model",
+        required=True,
+        metavar="S3_PREFIX",
+        help="s3://BUCKET/PREFIX/ of the uncompressed base model (the 'model' channel)",
+    )
+    job.add_argument(
+        "--output",
+        required=True,
+        metavar="S3_PREFIX",
+        help="s3://BUCKET/PREFIX/ for the model (JOB/output/model.tar.gz)",
+    )
+    job.add_argument("--instance-count", type=positive_int, default=1, metavar="N", help="instances (default 1)")
+    job.add_argument(
+        "--volume-size",
+        type=positive_int,
+        default=200,
+        metavar="GB",
+        help="EBS volume, where the type has no NVMe storage (default 200)",
+    )
+    job.add_argument("--spot", action="store_true", help="managed spot training (needs --checkpoints)")
+    job.add_argument("--max-runtime", type=positive_float, default=24.0, metavar="H", help="hours (default 24)")
+    job.add_argument("--max-wait", type=positive_float, metavar="H", help="spot: hours of wait + run (1.5 x runtime)")
+    job.add_argument(
+        "--checkpoints",
+        metavar="S3_PREFIX",
+        help="s3://BUCKET/PREFIX/ synced with /opt/ml/checkpoints (the same resumes)",
+    )
+    job.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter, e.g. --set lora.r=8"
+    )
+    job.add_argument(
+        "--kms-key", metavar="KEY", help="KMS key for the model artifacts (and the volume, where it has no NVMe)"
+    )
+    job.add_argument("--subnet", action="append", default=[], metavar="ID", help="run in a VPC: subnet ID (repeat)")
+    job.add_argument(
+        "--security-group", action="append", default=[], metavar="ID", help="run in a VPC: security group ID (repeat)"
+    )
+    job.add_argument("--network-isolation", action="store_true", help="no network access from the container")
+    job.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 1 if it fails")
+    job.set_defaults(run=_job)
 
     submit = sub.add_parser("submit", help="start the deployed fine-tuning pipeline for a dataset")
     submit.add_argument("-c", dest="context", required=True, metavar="env=NAME", help="the environment, e.g. env=dev")
@@ -161,6 +223,8 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from genai_contracts.evaluation import metric_line
+
     from ..errors import UsageError
     from ..train.evaluate import evaluate_output
     from ..train.platform import current_job
@@ -175,7 +239,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(missing)}: required outside a SageMaker job (no 'model'/'trained' channel)")
     report = evaluate_output(args.base, args.trained, args.out)
     for name, value in report["after"].items():
-        print(f"{name}={value}")  # SageMaker metric definitions read these lines
+        print(metric_line(name, value))  # FineTuningPipeline's metric definitions read these lines
     print(json.dumps(report, indent=2))
     return 0
 
@@ -229,3 +293,30 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"-c {args.context}: use -c env=NAME")
     print(json.dumps(submit(env, args.dataset, hyperparameters=_pairs(args.set)), indent=2))
     return 0
+
+
+def _job(args: argparse.Namespace) -> int:
+    from ..train.job import job_spec, start
+
+    spec = job_spec(
+        instance_type=args.instance_type,
+        image=args.image,
+        role=args.role,
+        dataset=args.dataset,
+        base_model=args.base_model,
+        output=args.output,
+        instance_count=args.instance_count,
+        volume_size_gb=args.volume_size,
+        spot=args.spot,
+        max_runtime_hours=args.max_runtime,
+        max_wait_hours=args.max_wait,
+        checkpoints=args.checkpoints,
+        overrides=_pairs(args.set),
+        kms_key=args.kms_key,
+        subnets=args.subnet,
+        security_groups=args.security_group,
+        network_isolation=args.network_isolation,
+    )
+    result = start(spec, wait=args.wait)
+    print(json.dumps(result, indent=2))
+    return 1 if args.wait and result["TrainingJobStatus"] != "Completed" else 0

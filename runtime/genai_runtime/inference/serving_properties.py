@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from genai_cdk.instance_types import instance_spec
-from genai_cdk.lmi_options import LmiOptions
+from genai_contracts.instance_types import instance_spec
+from genai_contracts.lmi_options import LmiOptions
 
 HANDLER_ENTRY_POINT = "genai_runtime.inference.lmi_handler"
 

@@ -17,13 +17,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from genai_cdk.instance_types import instance_spec
-from genai_cdk.lmi_options import LmiOptions
+from genai_contracts.instance_types import instance_spec
+from genai_contracts.lmi_engine import NEURON_DTYPES
+from genai_contracts.lmi_options import LmiOptions
 
 from ..errors import UsageError, require
 from ..models.io import prepare_output_dir, require_model_dir
 
-AUTO_CAST_TYPES = ("bf16", "fp16", "fp32")
+AUTO_CAST_TYPES = tuple(sorted(NEURON_DTYPES))  # the Neuron image's dtypes: the endpoint must run the same
 SETTINGS_FILE = "compile_settings.json"
 BOOK_SEQUENCE_LENGTH = 4096
 
@@ -70,7 +71,7 @@ class CompileSettings:
         batch_size: int | None = None,
         sequence_length: int | None = None,
         num_cores: int | None = None,
-        auto_cast_type: str = "fp16",
+        auto_cast_type: str | None = None,
     ) -> CompileSettings:
         """Unset values default to what ``LmiOptions()`` renders for ``instance_type``."""
         try:
@@ -82,7 +83,7 @@ class CompileSettings:
             batch_size=batch_size or options.max_rolling_batch_size,
             sequence_length=sequence_length or BOOK_SEQUENCE_LENGTH,
             num_cores=num_cores or options.tensor_parallel_degree or spec.accelerator_count,
-            auto_cast_type=auto_cast_type,
+            auto_cast_type=auto_cast_type or options.dtype,
             instance_type=instance_type,
         )
 

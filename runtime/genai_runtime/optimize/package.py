@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genai_cdk.lmi_options import LmiOptions
+from genai_contracts.lmi_options import LmiOptions
 
 from ..errors import UsageError
 from ..inference.engine import find_adapters

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
+from genai_contracts.api_requests import MAX_QUESTION_CHARS
+
 from ..errors import UsageError
 from .generate import Generator
 from .index import VectorIndex
 from .prompts import RAG_PROMPT, augment
 from .search import Retrieved, SearchOptions, unknown_filter_keys
-
-MAX_QUESTION_CHARS = 4000
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 Documents are written by langchain's ``OpenSearchVectorSearch`` (bulk ``index`` with the chunk id as
 ``_id``, so a retry overwrites) in its layout: ``vector_field``, ``text`` and a ``metadata`` object.
-The index itself is created by ``index_body`` (the VectorStore construct's custom resource calls
-the same function), so ``metadata.source`` is a keyword and filters run inside the HNSW search
-(faiss engine). Hybrid search sends OpenSearch's ``hybrid`` query through a search pipeline that
+The index itself is created by ``genai_contracts.vector_index.index_body`` (the VectorStore construct's
+custom resource calls the same function), so ``metadata.source`` is a keyword and filters run inside
+the HNSW search (faiss engine). Hybrid search sends OpenSearch's ``hybrid`` query through a search pipeline that
 fuses the keyword and vector rankings by reciprocal rank fusion, as ``FaissIndex`` does locally.
 """
 
@@ -13,77 +13,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
+from genai_contracts import vector_index
+from genai_contracts.vector_index import METADATA_FIELD, TEXT_FIELD, VECTOR_FIELD
+
 from ..errors import UsageError
 from .chunking import Chunk
 from .embeddings import VectorsOnly
 from .search import RRF_K, Retrieved, SearchOptions, mmr_select
 
-VECTOR_FIELD = "vector_field"
-TEXT_FIELD = "text"
 HYBRID_PIPELINE = "genai-hybrid"
 MAX_HITS = 10_000
-# Metadata every chunk carries, and the OpenSearch type each is mapped to.
-BASE_METADATA_FIELDS: dict[str, str] = {
-    "source": "keyword",
-    "chunk": "integer",
-    "start_index": "integer",
-    "page": "integer",
-    "content_hash": "keyword",
-}
-METADATA_TYPES = frozenset({"keyword", "integer", "long", "float", "boolean", "date"})
-SPACE_TYPES = frozenset({"innerproduct", "l2", "cosinesimil"})
-ENGINES = frozenset({"faiss", "lucene"})
 
 
-def index_body(
-    dimension: int,
-    *,
-    metadata_fields: Mapping[str, str] | None = None,
-    engine: str = "faiss",
-    space_type: str = "innerproduct",
-    m: int = 16,
-    ef_construction: int = 512,
-    ef_search: int = 512,
-    shards: int = 2,
-    replicas: int = 1,
-) -> dict:
-    """The k-NN index definition: HNSW over normalised vectors, metadata typed for filters."""
-    if not isinstance(dimension, int) or not 1 <= dimension <= 16_000:
-        raise UsageError(f"dimension={dimension!r} is invalid: give the embedding model's vector size (1..16000)")
-    if engine not in ENGINES:
-        raise UsageError(f"engine={engine!r} is invalid: use one of {sorted(ENGINES)} (both filter during search)")
-    if space_type not in SPACE_TYPES:
-        raise UsageError(f"space_type={space_type!r} is invalid: use one of {sorted(SPACE_TYPES)}")
-    fields = {**BASE_METADATA_FIELDS, **(metadata_fields or {})}
-    for name, kind in fields.items():
-        if kind not in METADATA_TYPES:
-            raise UsageError(f"metadata field {name}={kind!r} is invalid: use one of {sorted(METADATA_TYPES)}")
-    return {
-        "settings": {
-            "index": {
-                "knn": True,
-                "knn.algo_param.ef_search": ef_search,
-                "number_of_shards": shards,
-                "number_of_replicas": replicas,
-            }
-        },
-        "mappings": {
-            "properties": {
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": engine,
-                        "space_type": space_type,
-                        "parameters": {"m": m, "ef_construction": ef_construction},
-                    },
-                },
-                TEXT_FIELD: {"type": "text"},
-                "metadata": {"properties": {name: {"type": kind} for name, kind in sorted(fields.items())}},
-            }
-        },
-    }
+def index_body(dimension: int, **options) -> dict:
+    """``genai_contracts.vector_index.index_body`` (the construct's custom resource creates the same index);
+    a bad argument is a ``UsageError``."""
+    try:
+        return vector_index.index_body(dimension, **options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def hybrid_pipeline_body(rank_constant: int = RRF_K) -> dict:
@@ -97,7 +45,7 @@ def hybrid_pipeline_body(rank_constant: int = RRF_K) -> dict:
 
 
 def filter_clause(filter: Mapping[str, object]) -> dict:
-    return {"bool": {"filter": [{"term": {f"metadata.{key}": value}} for key, value in sorted(filter.items())]}}
+    return {"bool": {"filter": [{"term": {f"{METADATA_FIELD}.{key}": value}} for key, value in sorted(filter.items())]}}
 
 
 def knn_query(vector: Sequence[float], k: int, filter: Mapping[str, object]) -> dict:
@@ -214,18 +162,18 @@ class OpenSearchIndex:
             index=self.index_name,
             body={
                 "size": MAX_HITS,
-                "_source": ["metadata.content_hash"],
-                "query": {"term": {"metadata.source": source}},
+                "_source": [f"{METADATA_FIELD}.content_hash"],
+                "query": {"term": {f"{METADATA_FIELD}.source": source}},
             },
         )
-        return {hit["_id"]: hit["_source"]["metadata"]["content_hash"] for hit in response["hits"]["hits"]}
+        return {hit["_id"]: hit["_source"][METADATA_FIELD]["content_hash"] for hit in response["hits"]["hits"]}
 
     def sources(self) -> set[str]:
         response = self.client.search(
             index=self.index_name,
             body={
                 "size": 0,
-                "aggs": {"sources": {"terms": {"field": "metadata.source", "size": MAX_HITS}}},
+                "aggs": {"sources": {"terms": {"field": f"{METADATA_FIELD}.source", "size": MAX_HITS}}},
             },
         )
         return {bucket["key"] for bucket in response["aggregations"]["sources"]["buckets"]}
@@ -234,7 +182,7 @@ class OpenSearchIndex:
         if self._known_fields is None:
             mapping = self.client.indices.get_mapping(index=self.index_name)
             properties = next(iter(mapping.values()))["mappings"]["properties"]
-            self._known_fields = set(properties.get("metadata", {}).get("properties", {})) - {"content_hash"}
+            self._known_fields = set(properties.get(METADATA_FIELD, {}).get("properties", {})) - {"content_hash"}
         return self._known_fields
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -269,7 +217,10 @@ class OpenSearchIndex:
         hits = response["hits"]["hits"]
         found = [
             Retrieved(
-                hit["_id"], hit["_source"].get(TEXT_FIELD, ""), float(hit["_score"]), hit["_source"].get("metadata", {})
+                hit["_id"],
+                hit["_source"].get(TEXT_FIELD, ""),
+                float(hit["_score"]),
+                hit["_source"].get(METADATA_FIELD, {}),
             )
             for hit in hits
         ]

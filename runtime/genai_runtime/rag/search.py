@@ -1,4 +1,7 @@
-"""What a retrieval asks for, validated once for the CLI, the library and the query Lambda.
+"""What a retrieval asks for and what it returns.
+
+``SearchOptions`` is the query API's contract, so it lives in ``genai_contracts.api_requests`` (with
+the handler's ``QueryRequest``) and is re-exported here for the CLI and the library.
 
 ``similarity`` ranks by cosine similarity; ``mmr`` (maximal marginal relevance) re-ranks the
 ``fetch_k`` nearest by relevance minus redundancy, weighted by ``lambda_mult`` (1 = relevance only,
@@ -9,34 +12,22 @@ fusion. ``filter`` keeps only chunks whose metadata equals every given value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from genai_contracts.api_requests import DEFAULT_SEARCH_TYPE, MAX_K, FilterValue, SearchOptions, SearchType
 
-SearchType = Literal["similarity", "mmr", "hybrid"]
-FilterValue = StrictStr | StrictInt | StrictFloat | StrictBool
-DEFAULT_SEARCH_TYPE: SearchType = "hybrid"  # bench/results/rag.json (retrieval_quality): best hit@k on the labelled set
-MAX_K = 50
+__all__ = [
+    "DEFAULT_SEARCH_TYPE",
+    "MAX_K",
+    "RRF_K",
+    "FilterValue",
+    "Retrieved",
+    "SearchOptions",
+    "SearchType",
+    "mmr_select",
+    "reciprocal_rank_fusion",
+    "unknown_filter_keys",
+]
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
-
-
-class SearchOptions(BaseModel):
-    # Strict: "3" is not a k. The API Gateway request model (JSON Schema) refuses the same requests.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    k: Annotated[int, Field(ge=1, le=MAX_K)] = 3
-    search_type: SearchType = DEFAULT_SEARCH_TYPE
-    fetch_k: Annotated[int, Field(ge=1, le=1000)] = 20
-    lambda_mult: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    filter: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)], FilterValue] = Field(
-        default_factory=dict, max_length=8
-    )
-
-    @model_validator(mode="after")
-    def _fetch_at_least_k(self) -> SearchOptions:
-        if self.fetch_k < self.k:
-            raise ValueError(f"fetch_k ({self.fetch_k}) must be at least k ({self.k})")
-        return self
 
 
 @dataclass(frozen=True)

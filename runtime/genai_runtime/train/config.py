@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from genai_cdk.train_config import (
+from genai_contracts.train_config import (
     DataConfig,
     LoraSettings,
     PromptTuningSettings,

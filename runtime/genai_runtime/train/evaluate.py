@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..models.io import load_causal_lm
+from genai_contracts.evaluation import ROUGE_METRICS as METRICS
 
-METRICS = ("rouge1", "rouge2", "rougeL")
+from ..models.io import load_causal_lm
 
 
 def generate_completions(model, tokenizer, prompts: list[str], max_new_tokens: int = 48) -> list[str]:

@@ -19,9 +19,9 @@ SDK facts this relies on (sagemaker-train 1.27 / sagemaker-core 2.27, the ``sage
   ``before-parameter-build`` handler on this session's SageMaker client adds ``["genai", "train", "launch"]`` to
   the ``CreateTrainingJob`` request that the SDK builds, and refuses to run if the SDK ever sets another one.
 - ``ModelTrainer`` validates an explicit role with ``iam:SimulatePrincipalPolicy`` + ``iam:GetRole`` and requires
-  the EC2 network-interface actions even for a job without a VPC, which refuses the pipeline's least-privilege
-  training role; ``SAGEMAKER_VALIDATE_ROLE=false`` (the SDK's own switch) turns that off unless it is set already.
-  SageMaker checks the role itself when the job starts.
+  the EC2 network-interface actions even for a job without a VPC, which would refuse the pipeline's
+  least-privilege training role; ``SAGEMAKER_VALIDATE_ROLE=false`` (the SDK's own switch) turns that off unless
+  it is set already. SageMaker checks the role itself when the job starts.
 - An explicit ``sagemaker_config`` on the SDK ``Session`` replaces the SDK's defaults files (``config.yaml``
   could add an Environment, a VPC, network isolation or tags to the job): the flags are the whole job. It also
   opts out of the SDK's telemetry, which would otherwise send an HTTP request per ``train()`` call.
@@ -31,8 +31,11 @@ SDK facts this relies on (sagemaker-train 1.27 / sagemaker-core 2.27, the ``sage
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from ..errors import MissingDependency, UsageError
@@ -42,6 +45,7 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 BASE_JOB_NAME = "sft"
 MAX_INSTANCES = 64
 MAX_RUNTIME_HOURS = 28 * 24  # SageMaker: "The maximum value is 28 days"
+MAX_WAIT_HOURS = 2 * MAX_RUNTIME_HOURS  # undocumented; waiting for spot capacity plus the run
 DEFAULT_MAX_RUNTIME_HOURS = 24.0  # the pipeline's TrainingJobSettings defaults
 SPOT_WAIT_FACTOR = 1.5  # max_wait 36 h over max_runtime 24 h, as the pipeline
 DEFAULT_VOLUME_GB = 200
@@ -97,11 +101,13 @@ class JobSpec:
 
     @property
     def volume_kms_key(self) -> str | None:
-        """``kms_key`` for the storage volume, unless the instance type has local NVMe storage."""
-        from genai_cdk.instance_types import INSTANCE_SPECS
+        """``kms_key`` for the storage volume, unless the instance type has local NVMe storage (the accelerated
+        types from the instance facts; CPU types by the ``d`` of their family: ml.m5d, ml.c6id, ...)."""
+        from genai_contracts.instance_types import INSTANCE_SPECS
 
         spec = INSTANCE_SPECS.get(self.instance_type)
-        return None if spec is not None and spec.local_nvme else self.kms_key
+        local_nvme = spec.local_nvme if spec is not None else "d" in self.instance_type.split(".")[1]
+        return None if local_nvme else self.kms_key
 
 
 def job_spec(
@@ -144,22 +150,21 @@ def job_spec(
             "not an archive; give their folder, s3://BUCKET/PREFIX/"
         )
     base_model = base_model.rstrip("/") + "/"  # a prefix: llama2-7b must not also match llama2-7b-chat/
-    match = _S3_LOCATION.match(output) if isinstance(output, str) else None
-    if match is None:
+    if not isinstance(output, str) or not _S3_LOCATION.match(output):
         raise UsageError(f"--output={output}: give where the model goes, s3://BUCKET/PREFIX/")
     if not isinstance(instance_count, int) or not 1 <= instance_count <= MAX_INSTANCES:
         raise UsageError(f"--instance-count={instance_count}: use 1 to {MAX_INSTANCES} instances")
     if not isinstance(volume_size_gb, int) or not 1 <= volume_size_gb <= MAX_VOLUME_GB:
         raise UsageError(f"--volume-size={volume_size_gb}: use 1 to {MAX_VOLUME_GB} GB")
-    max_runtime = _hours(max_runtime_hours, "--max-runtime")
-    if max_runtime > MAX_RUNTIME_HOURS * 3600:
-        raise UsageError(f"--max-runtime={max_runtime_hours}: SageMaker allows at most {MAX_RUNTIME_HOURS} hours")
+    max_runtime = _hours(max_runtime_hours, "--max-runtime", MAX_RUNTIME_HOURS)
     max_wait = None
     if max_wait_hours is not None and not spot:
         raise UsageError(f"--max-wait={max_wait_hours}: applies to managed spot training only; add --spot")
     if spot:
-        max_wait = _hours(max_wait_hours, "--max-wait") if max_wait_hours is not None else None
-        max_wait = max_wait if max_wait is not None else round(max_runtime * SPOT_WAIT_FACTOR)
+        if max_wait_hours is None:
+            max_wait = round(max_runtime * SPOT_WAIT_FACTOR)
+        else:
+            max_wait = _hours(max_wait_hours, "--max-wait", MAX_WAIT_HOURS)
         if max_wait < max_runtime:
             raise UsageError(
                 f"--max-wait={max_wait_hours}: managed spot needs max wait >= max runtime ({max_runtime_hours} h)"
@@ -267,6 +272,7 @@ def start(spec: JobSpec, *, wait: bool = False, boto_session=None) -> dict:
     )
     channels = [configs.InputData(channel_name=name, data_source=uri) for name, uri in spec.channels.items()]
     failure = None
+    shown = _show_sdk_logs() if wait else None
     try:
         trainer.train(input_data_config=channels, wait=wait, logs=wait)
     except sdk.FailedStatusError as error:
@@ -277,11 +283,21 @@ def start(spec: JobSpec, *, wait: bool = False, boto_session=None) -> dict:
         raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)") from None
     except ClientError as error:
         problem = error.response.get("Error", {})
-        raise UsageError(
-            f"SageMaker refused the training job: {problem.get('Code', 'error')}: {problem.get('Message', error)}"
-        ) from None
+        detail = f"{problem.get('Code', 'error')}: {problem.get('Message', error)}"
+        raise UsageError(f"{_started(trainer)}SageMaker refused the request: {detail}") from None
     except BotoCoreError as error:
-        raise UsageError(f"could not reach SageMaker: {error}") from None
+        raise UsageError(f"{_started(trainer)}could not reach SageMaker: {error}") from None
+    except KeyboardInterrupt:
+        if trainer._latest_training_job is not None:
+            name = trainer._latest_training_job.training_job_name
+            print(
+                f"genai: {name} keeps running; stop it: aws sagemaker stop-training-job --training-job-name {name}",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        if shown is not None:
+            logging.getLogger("sagemaker").removeHandler(shown)
     job = trainer._latest_training_job  # what the SDK's own ModelTrainer example reads after train()
     name = job.training_job_name
     artifacts = getattr(getattr(job, "model_artifacts", None), "s3_model_artifacts", None)
@@ -289,7 +305,10 @@ def start(spec: JobSpec, *, wait: bool = False, boto_session=None) -> dict:
         "TrainingJobName": name,
         "TrainingJobArn": job.training_job_arn,
         "TrainingJobStatus": job.training_job_status,
-        "ModelArtifacts": artifacts if isinstance(artifacts, str) else f"{spec.output.rstrip('/')}/{name}/output/model.tar.gz",
+        # SageMaker's layout, S3OutputPath/JOB/output/model.tar.gz, until the finished job reports it
+        "ModelArtifacts": artifacts
+        if isinstance(artifacts, str) and artifacts
+        else f"{spec.output.rstrip('/')}/{name}/output/model.tar.gz",
     }
     if spec.checkpoints:
         result["Checkpoints"] = spec.checkpoints
@@ -297,6 +316,31 @@ def start(spec: JobSpec, *, wait: bool = False, boto_session=None) -> dict:
         reason = getattr(job, "failure_reason", None)
         result["FailureReason"] = reason if isinstance(reason, str) else failure
     return result
+
+
+def _show_sdk_logs() -> logging.Handler:
+    """The job's log lines, which the SDK logs at INFO and leaves to the application to show, on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainFormatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    sdk_logger = logging.getLogger("sagemaker")
+    sdk_logger.addHandler(handler)
+    if sdk_logger.getEffectiveLevel() > logging.INFO:
+        sdk_logger.setLevel(logging.INFO)
+    return handler
+
+
+class _PlainFormatter(logging.Formatter):
+    """The SDK's status lines carry rich markup (``[bold]Completed``); container log lines are left as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if getattr(record, "markup", True) is False else re.sub(r"\[/?bold\]", "", text)
+
+
+def _started(trainer) -> str:
+    job = trainer._latest_training_job
+    return "" if job is None else f"training job {job.training_job_name} started, but waiting on it failed: "
 
 
 class _Sdk:
@@ -325,7 +369,9 @@ def _sdk() -> _Sdk:
     try:
         installed = version("sagemaker")
     except PackageNotFoundError:
-        raise MissingDependency("sagemaker", "sagemaker", f"{SDK_HINT}; in this repository: make setup-sagemaker") from None
+        raise MissingDependency(
+            "sagemaker", "sagemaker", f"{SDK_HINT}; in this repository: make setup-sagemaker"
+        ) from None
     raise UsageError(f"sagemaker {installed} is installed, but {SDK_HINT}: pip install 'genai-cdk[sagemaker]'")
 
 
@@ -354,7 +400,7 @@ def _keep_the_pipeline_entrypoint(session, image: str) -> None:
 
 
 def _instance_type(instance_type: str) -> None:
-    from genai_cdk.instance_types import INSTANCE_SPECS
+    from genai_contracts.instance_types import INSTANCE_SPECS
 
     match = _INSTANCE_TYPE.match(instance_type) if isinstance(instance_type, str) else None
     if match is None:
@@ -378,9 +424,11 @@ def _s3(uri: str, flag: str, what: str) -> str:
     return uri
 
 
-def _hours(value: float, flag: str) -> int:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0 or value != value:
+def _hours(value: float, flag: str, maximum: float) -> int:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise UsageError(f"{flag}={value}: give a positive number of hours")
+    if value > maximum:
+        raise UsageError(f"{flag}={value}: SageMaker allows at most {maximum:g} hours")
     seconds = round(value * 3600)
     if seconds < 60:
         raise UsageError(f"{flag}={value}: give at least one minute (0.017 hours)")

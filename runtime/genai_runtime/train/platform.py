@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_cdk.train_config import parse_hyperparameter
+from genai_contracts.train_config import parse_hyperparameter
 
 from ..errors import UsageError
 
@@ -64,7 +64,7 @@ class TrainingJob:
 
     def accelerators(self) -> int:
         """NeuronCores or GPUs of this host, from the construct library's instance facts."""
-        from genai_cdk.instance_types import INSTANCE_SPECS
+        from genai_contracts.instance_types import INSTANCE_SPECS
 
         spec = INSTANCE_SPECS.get(self.instance_type)
         return spec.accelerator_count if spec is not None else 1  # a CPU instance: one process

@@ -469,7 +469,7 @@ def _dq(value: str) -> str:
 
 
 def _spec(instance_type: str, name: str):
-    from genai_cdk.instance_types import INSTANCE_SPECS
+    from genai_contracts.instance_types import INSTANCE_SPECS
 
     spec = INSTANCE_SPECS.get(instance_type)
     if spec is None:

@@ -51,7 +51,7 @@ def submit(
 def job_hyperparameters(overrides: dict) -> dict[str, str]:
     """``--set`` overrides as SageMaker hyperparameters (string values, ``__`` nesting), checked against
     ``TrainConfig`` here, so a typo is refused before an execution starts rather than inside the job."""
-    from genai_cdk.train_config import hyperparameter_problems
+    from genai_contracts.train_config import hyperparameter_problems
 
     converted = {
         str(key).replace(".", "__"): value if isinstance(value, str) else json.dumps(value)
