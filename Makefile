@@ -76,10 +76,12 @@ test: setup setup-gptq setup-sagemaker
 bench: setup
 	for b in synth_speed server_overhead serve_throughput quantization train_overhead rag; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
 
-## lint: ruff's lint rules and its formatting check over the whole tree (what .ci/run runs before the tests)
+## lint: ruff's lint rules and its formatting check over the whole tree, then mypy over constructs/ and runtime/
+# ([tool.mypy] in pyproject.toml): what .ci/run runs before the tests
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 clean:
 	rm -rf cdk.out .pytest_cache $(GPTQ_VENV) $(SAGEMAKER_VENV)

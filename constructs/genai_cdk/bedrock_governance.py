@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
@@ -25,6 +26,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -133,7 +135,10 @@ class BedrockGovernance(Construct):
             self, "Key", enable_key_rotation=True, description=f"{self.node.path}: Bedrock invocation logs"
         )
         allow_logs_delivery(self.key)
-        self.log_group = self.bucket = self.logging_role = self.logging_configuration = None
+        self.log_group: logs.LogGroup | None = None
+        self.bucket: s3.Bucket | None = None
+        self.logging_role: iam.Role | None = None
+        self.logging_configuration: CustomResource | None = None
         if owns_invocation_logging:
             self._logging_destinations(stack, log_retention)
             self.logging_configuration = self._invocation_logging(stack, log_retention, remove_logging_on_delete)
@@ -208,13 +213,16 @@ class BedrockGovernance(Construct):
     def _invocation_logging(
         self, stack: Stack, log_retention: logs.RetentionDays, remove_on_delete: bool
     ) -> CustomResource:
+        # Set by _logging_destinations, which runs first.
+        log_group, bucket = cast(logs.LogGroup, self.log_group), cast(s3.Bucket, self.bucket)
+        logging_role = cast(iam.Role, self.logging_role)
         config = {
             "cloudWatchConfig": {
-                "logGroupName": self.log_group.log_group_name,
-                "roleArn": self.logging_role.role_arn,
-                "largeDataDeliveryS3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "large-data"},
+                "logGroupName": log_group.log_group_name,
+                "roleArn": logging_role.role_arn,
+                "largeDataDeliveryS3Config": {"bucketName": bucket.bucket_name, "keyPrefix": "large-data"},
             },
-            "s3Config": {"bucketName": self.bucket.bucket_name, "keyPrefix": "invocations"},
+            "s3Config": {"bucketName": bucket.bucket_name, "keyPrefix": "invocations"},
             "textDataDeliveryEnabled": True,
             "imageDataDeliveryEnabled": True,
             "embeddingDataDeliveryEnabled": True,
@@ -238,7 +246,7 @@ class BedrockGovernance(Construct):
             "Model invocation logging is an account-and-Region setting with no resource ARN; "
             "the role may read, set and delete it only.",
         )
-        role.add_to_policy(iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.logging_role.role_arn]))
+        role.add_to_policy(iam.PolicyStatement(actions=["iam:PassRole"], resources=[logging_role.role_arn]))
         function_logs = logs.LogGroup(
             self,
             "InvocationLoggingFunctionLogs",
@@ -262,10 +270,14 @@ class BedrockGovernance(Construct):
             log_group=function_logs,
         )
         # cfn-lint W3005: aws-cdk-lib adds a DependsOn the role that the Role GetAtt already implies.
-        function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cast(CfnResource, function.node.default_child).add_metadata(
+            "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+        )
         provider = cr.Provider(self, "InvocationLoggingProvider", on_event_handler=function)
         framework = provider.node.find_child("framework-onEvent")
-        framework.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cast(CfnResource, framework.node.default_child).add_metadata(
+            "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+        )
         for policy in provider.node.find_all():
             if isinstance(policy, iam.CfnPolicy):
                 acknowledge_policy_wildcards(
@@ -293,7 +305,7 @@ class BedrockGovernance(Construct):
         )
         # Bedrock checks that it may write there when the setting is put: the grants come first (the
         # references already order the bucket, the roles and the function before it).
-        resource.node.add_dependency(self.bucket.policy, self.logging_role.node.find_child("DefaultPolicy"))
+        resource.node.add_dependency(bucket.policy, logging_role.node.find_child("DefaultPolicy"))
         return resource
 
     def _endpoints(self, vpc: ec2.IVpc) -> dict[str, ec2.InterfaceVpcEndpoint]:
@@ -377,4 +389,5 @@ class BedrockGovernance(Construct):
 
 def _account_and_region(scope: Construct) -> tuple[str | None, str | None]:
     stack = Stack.of(scope)
-    return tuple(None if Token.is_unresolved(v) else v for v in (stack.account, stack.region))
+    account, region = (None if Token.is_unresolved(v) else v for v in (stack.account, stack.region))
+    return account, region

@@ -35,11 +35,12 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from aws_cdk import ArnFormat, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk.region_info import RegionInfo
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from ._validation import invalid
 
@@ -279,7 +280,7 @@ def grant_invoke_model(
     grantee: iam.IGrantable, model: BedrockModelId, actions: Sequence[str] = ("bedrock:InvokeModel",)
 ) -> iam.Grant:
     """Let ``grantee`` invoke ``model`` (through its inference profile, where it is one), and nothing else."""
-    resources = invoke_model_resources(Stack.of(grantee), model)
+    resources = invoke_model_resources(Stack.of(cast(IConstruct, grantee)), model)  # grantees are constructs
     grant = iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=resources)
     if model.geography is not None:  # Bedrock reads the profile to route the call
         iam.Grant.add_to_principal(

@@ -9,6 +9,7 @@ that table, and the OpenAPI schema generated from the handler's types (shipped i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
@@ -79,7 +80,7 @@ class ClaimsActionGroup(Construct):
                 names.POWERTOOLS_SERVICE_NAME: names.CLAIMS_ACTION_GROUP_SERVICE,
             },
         )
-        role = self.function.role
+        role = cast(iam.IRole, self.function.role)  # a Function always has one (it creates it)
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:Scan", "dynamodb:UpdateItem"], resources=[self.table.table_arn])
         )

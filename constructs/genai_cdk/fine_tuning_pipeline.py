@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import cast
 
-from aws_cdk import ArnFormat, Duration, Names, Stack, Token
+from aws_cdk import ArnFormat, CfnResource, Duration, Names, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ecr as ecr
@@ -25,7 +26,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from genai_contracts.evaluation import ROUGE_METRICS, RougeMetric, metric_regex
 from genai_contracts.train_config import hyperparameter_problems
@@ -410,9 +411,11 @@ class FineTuningPipeline(Construct):
         )
         self._grant_state_machine(stack)
         # cfn-lint W3005: aws-cdk-lib adds a DependsOn the role that the RoleArn GetAtt already implies.
-        self.state_machine.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cast(CfnResource, self.state_machine.node.default_child).add_metadata(
+            "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+        )
         acknowledge_policy_wildcards(
-            self.state_machine.role.node.find_child("DefaultPolicy").node.default_child,
+            cast(IConstruct, self.state_machine.role.node.find_child("DefaultPolicy").node.default_child),
             "aws-cdk-lib adds X-Ray tracing and CloudWatch Logs delivery actions, which have no resource-level "
             "permissions, to the state machine role.",
         )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -89,7 +90,7 @@ def vpc_function(
     )
     _run_handler(function, handler)
     # cfn-lint W3005: aws-cdk-lib adds a DependsOn the role that the Role GetAtt already implies.
-    function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+    cast(CfnResource, function.node.default_child).add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
     log_group.grant_write(role)
     allow(
         role,
@@ -107,7 +108,7 @@ def vpc_function(
 
 def _run_handler(function: lambda_.DockerImageFunction, handler: str) -> None:
     """Make ``handler`` the image command unless the given code names a command of its own."""
-    cfn: lambda_.CfnFunction = function.node.default_child
+    cfn = cast(lambda_.CfnFunction, function.node.default_child)
     config = cfn.image_config  # None, or the ImageConfigProperty aws-cdk-lib built from the code's cmd/entrypoint
     command = getattr(config, "command", None)
     if command is None:

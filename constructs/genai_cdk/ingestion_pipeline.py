@@ -9,6 +9,8 @@ any message in the DLQ.
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -115,7 +117,9 @@ class IngestionPipeline(Construct):
             self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue))
         notifications = self.bucket.node.try_find_child("Notifications")
         if notifications is not None:  # cfn-lint W3005: aws-cdk-lib's DependsOn the queue it also GetAtts
-            notifications.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+            cast(CfnResource, notifications.node.default_child).add_metadata(
+                "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+            )
         self.function = vpc_function(
             self,
             "Function",
@@ -139,7 +143,7 @@ class IngestionPipeline(Construct):
                 self.queue, batch_size=batch_size, report_batch_item_failures=True, max_concurrency=max_concurrency
             )
         )
-        role = self.function.role
+        role = cast(iam.IRole, self.function.role)  # a Function always has one (it creates it)
         # HeadObject needs ListBucket to tell a deleted object (404) from a forbidden one (403).
         role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
         allow(

@@ -9,9 +9,12 @@ refused with the reason.
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Names, Stack
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_opensearchserverless as aoss
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -111,7 +114,7 @@ class KnowledgeBase(Construct):
             storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
                 type="OPENSEARCH_SERVERLESS",
                 opensearch_serverless_configuration=bedrock.CfnKnowledgeBase.OpenSearchServerlessConfigurationProperty(
-                    collection_arn=vector_store.collection.attr_arn,
+                    collection_arn=cast(aoss.CfnCollection, vector_store.collection).attr_arn,
                     vector_index_name=vector_store.index_name,
                     field_mapping=bedrock.CfnKnowledgeBase.OpenSearchServerlessFieldMappingProperty(
                         vector_field=VECTOR_FIELD, text_field=TEXT_FIELD, metadata_field=BEDROCK_METADATA_FIELD

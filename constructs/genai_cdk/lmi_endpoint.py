@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from aws_cdk import ArnFormat, Duration, Names, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -29,7 +30,7 @@ from .alarms import EndpointAlarms
 from .autoscaling import Autoscaling
 from .data_capture import DataCapture
 from .instance_types import InstanceSpec, instance_spec
-from .lmi_image import LmiImage
+from .lmi_image import Flavor, LmiImage
 from .lmi_options import MAX_STARTUP_SECONDS, LmiOptions
 from .model_artifact import ModelArtifact
 from .nag import allow
@@ -406,7 +407,7 @@ class LmiEndpoint(Construct):
     def _model(self, r: _ResolvedVariant, image: LmiImage | None, vpc_config, network_isolation: bool):
         scope = Construct(self, f"Model-{r.variant.name}")
         artifact = r.model.bind(scope, self.role)
-        image_uri = (image or LmiImage.dlc(r.spec.flavor)).bind(scope, self.role)
+        image_uri = (image or LmiImage.dlc(cast(Flavor, r.spec.flavor))).bind(scope, self.role)
         container = sagemaker.CfnModel.ContainerDefinitionProperty(
             image=image_uri,
             environment=r.options.to_environment(r.spec),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, cast
 
 from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
@@ -79,7 +79,7 @@ class LmiImage:
             self._repository.grant_pull(role)
             return self._repository.repository_uri_for_tag(self._tag)
         if self._image_uri is not None:
-            match = _ECR_URI.match(self._image_uri)
+            match = cast(re.Match[str], _ECR_URI.match(self._image_uri))  # checked in from_image_uri
             _grant_pull(
                 role,
                 stack.format_arn(

@@ -17,7 +17,7 @@ cross-stack and imported (``from_bucket_name``) inputs thus get the id cdk-nag w
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import jsii
 from aws_cdk import Acknowledgment, Aspects, CfnResource, Stack, Validations
@@ -46,7 +46,7 @@ def allow(role: iam.IRole, statement: iam.PolicyStatement, wildcard_reason: str 
     if findings and not wildcard_reason:
         raise ValueError(f"statement {statement.actions} has wildcards {findings} but no reason was given.")
     if findings:
-        _acknowledgments(role).statements.append((statement, wildcard_reason))
+        _acknowledgments(role).statements.append((statement, cast(str, wildcard_reason)))  # set: checked above
 
 
 def acknowledge_policy_wildcards(policy: IConstruct, reason: str) -> None:
@@ -121,21 +121,21 @@ class _Acknowledgments(Construct):
     """
 
     def __init__(self, scope: IConstruct) -> None:
-        super().__init__(scope, _ACKNOWLEDGMENTS_ID)
+        super().__init__(cast(Construct, scope), _ACKNOWLEDGMENTS_ID)
         self.statements: list[tuple[iam.PolicyStatement, str]] = []
         self.policies: list[tuple[IConstruct, str]] = []
         self._written: dict[str, str] = {}
         self.node.add_validation(self)
 
     def validate(self) -> list[str]:
-        target = self.node.scope
+        target = cast(IConstruct, self.node.scope)  # always set: a child of the construct it acknowledges on
         stack = Stack.of(target)
         reasons: dict[str, list[str]] = {}
         for statement, reason in self.statements:
             for finding in wildcard_findings(stack, statement):
                 _add_reason(reasons, f"AwsSolutions-IAM5[{finding}]", reason)
         for policy, reason in self.policies:
-            document = Stack.of(policy).resolve(policy.policy_document)
+            document = Stack.of(policy).resolve(cast(Any, policy).policy_document)  # a CfnPolicy/CfnManagedPolicy
             for finding in policy_document_findings(document):
                 _add_reason(reasons, f"AwsSolutions-IAM5[{finding}]", reason)
         changed = False
@@ -175,7 +175,7 @@ def _refresh_cfn_audit_trail(scope: IConstruct) -> None:
         if CfnResource.is_cfn_resource(node):
             rules = _acknowledged_rules(node)
             if rules:
-                node.add_metadata(_CFN_AUDIT_TRAIL, {"rules_to_suppress": rules})
+                cast(CfnResource, node).add_metadata(_CFN_AUDIT_TRAIL, {"rules_to_suppress": rules})
 
 
 def _writes_cfn_audit_trail(scope: IConstruct) -> bool:

@@ -6,6 +6,7 @@ The ``spec`` strings are what ``genai_runtime.rag`` reads (``--embeddings`` / ``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Stack
@@ -99,7 +100,7 @@ class TextGenerator:
     """
 
     spec: str
-    _grant: object
+    _grant: Callable[[iam.IGrantable, Stack], None]
 
     @classmethod
     def lmi_endpoint(cls, endpoint) -> TextGenerator:

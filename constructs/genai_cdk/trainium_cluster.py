@@ -39,8 +39,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from aws_cdk import ArnFormat, Fn, Names, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnResource, Fn, Names, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
@@ -48,7 +49,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from ._validation import invalid, require_choice, require_int
 from .instance_types import INSTANCE_SPECS
@@ -580,12 +581,14 @@ class TrainiumCluster(Construct):
         for rule, reason in reasons.items():
             acknowledge(provider, rule, reason)
         # cfn-lint W3005: aws-cdk-lib adds a DependsOn its role that a GetAtt already implies.
-        provider.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cast(CfnResource, provider.node.default_child).add_metadata(
+            "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+        )
         role_policy = provider.node.try_find_child("ServiceRole")
         policy = role_policy.node.try_find_child("DefaultPolicy") if role_policy else None
         if policy is not None:
             acknowledge_policy_wildcards(
-                policy.node.default_child,
+                cast(IConstruct, policy.node.default_child),
                 "aws-cdk-lib's BucketDeployment provider copies the lifecycle scripts with the library's own grants, "
                 "limited to the CDK asset bucket and the lifecycle bucket.",
             )

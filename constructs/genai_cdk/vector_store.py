@@ -20,9 +20,11 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import jsii
 from aws_cdk import (
+    CfnResource,
     CustomResource,
     Duration,
     Fn,
@@ -311,7 +313,7 @@ class VectorStore(Construct):
         self._grant(grantee, write=True)
 
     def _grant(self, grantee: iam.IGrantable, write: bool) -> None:
-        role = grantee.grant_principal
+        role = cast(iam.IRole, grantee.grant_principal)  # a role: checked in _grant
         if not hasattr(role, "role_arn"):
             raise invalid("grantee", grantee, "grant to a role or to a construct with a role (e.g. a Lambda function).")
         remote = _in_other_stacks(self, [role])
@@ -324,7 +326,7 @@ class VectorStore(Construct):
         else:
             (self._writers if write else self._readers).arns.append(role.role_arn)
         if hasattr(grantee, "connections"):
-            self.allow_from(grantee)
+            self.allow_from(cast(ec2.IConnectable, grantee))
         if self.domain is not None:
             arn = self.domain.domain_arn
             resources = [f"{arn}/{self.index_name}", f"{arn}/{self.index_name}/*"]
@@ -337,7 +339,12 @@ class VectorStore(Construct):
                 "access control limits the role further to the index's reader or writer role.",
             )
         else:
-            allow(role, iam.PolicyStatement(actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn]))
+            allow(
+                role,
+                iam.PolicyStatement(
+                    actions=["aoss:APIAccessAll"], resources=[cast(aoss.CfnCollection, self.collection).attr_arn]
+                ),
+            )
         self.key.grant_decrypt(role)
 
     def access_policy_for(self, grantee: iam.IGrantable) -> aoss.CfnAccessPolicy | None:
@@ -348,7 +355,7 @@ class VectorStore(Construct):
         """
         if self.domain is not None:
             return None
-        role = grantee.grant_principal
+        role = cast(iam.IRole, grantee.grant_principal)  # a role: checked in _grant
         remote = self._remote_access.get(role.node.path)
         return remote[2] if remote else self.access_policy
 
@@ -376,7 +383,7 @@ class VectorStore(Construct):
         """
         if not isinstance(role, iam.Role):
             return role.role_arn  # an imported role: its ARN is a literal (or pseudo-parameters), no reference
-        cfn = role.node.default_child
+        cfn = cast(iam.CfnRole, role.node.default_child)
         name = cfn.role_name
         if name is None or Token.is_unresolved(name):
             raise invalid(
@@ -404,7 +411,7 @@ class VectorStore(Construct):
             readers, writers = _Arns(), _Arns()
             digest = hashlib.sha256(f"{self.node.path}|{key}".encode()).hexdigest()[:10]
             policy = aoss.CfnAccessPolicy(
-                role,
+                cast(Construct, role),
                 f"{Names.unique_id(self)}DataAccess",
                 name=f"{self.collection_name[:21]}-{digest}",
                 type="data",
@@ -546,7 +553,9 @@ class VectorStore(Construct):
         self.allow_from(function)
         provider = cr.Provider(self, "IndexProvider", on_event_handler=function)
         framework = provider.node.find_child("framework-onEvent")
-        framework.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cast(CfnResource, framework.node.default_child).add_metadata(
+            "cfn-lint", {"config": {"ignore_checks": ["W3005"]}}
+        )
         for policy in provider.node.find_all():
             if isinstance(policy, iam.CfnPolicy):
                 acknowledge_policy_wildcards(
@@ -562,19 +571,19 @@ class VectorStore(Construct):
             ("AwsSolutions-L1", "The CDK provider framework pins its own function's runtime; aws-cdk-lib upgrades it."),
         ):
             acknowledge(provider, rule, reason)
-        self.index_resource = CustomResource(
+        self.index_resource: CustomResource | aoss.CfnIndex = CustomResource(
             self,
             "Index",
             service_token=provider.service_token,
             resource_type="Custom::OpenSearchVectorIndex",
             properties={
-                "Endpoint": self.domain.domain_endpoint,
+                "Endpoint": cast(opensearch.Domain, self.domain).domain_endpoint,
                 "IndexName": self.index_name,
                 "Dimension": self.dimension,
                 "SpaceType": self.space_type,
                 "Engine": "faiss",
                 "MetadataFields": {k: v for k, v in self.metadata_fields.items() if k not in BASE_METADATA_FIELDS},
-                "Replicas": 1 if self.deployment.data_nodes > 1 else 0,
+                "Replicas": 1 if cast(DomainDeployment, self.deployment).data_nodes > 1 else 0,
                 "ReaderRoleArns": Lazy.any(self._readers),
                 "WriterRoleArns": Lazy.any(self._writers),
             },

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
@@ -136,7 +137,7 @@ class BedrockClient:
     ) -> str:
         """The Converse API: one request shape for every text model."""
         params = params or TextParams()
-        request = {
+        request: dict[str, Any] = {
             "modelId": model_id,
             "messages": messages,
             "inferenceConfig": {

@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from genai_contracts.lmi_engine import NEURON_DTYPES
 from genai_contracts.lmi_options import DTYPE_CHOICES, ROLLING_BATCH_CHOICES, LmiOptions
@@ -136,7 +137,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _print(report) -> None:
-    print(json.dumps(asdict(report) if is_dataclass(report) else report, indent=2))
+    print(json.dumps(asdict(cast(Any, report)) if is_dataclass(report) else report, indent=2))
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from ..errors import UsageError
 from .schema import GenerationParameters, InferenceRequest, RequestError
@@ -38,7 +39,7 @@ class _Job:
     parameters: GenerationParameters
     adapter: str | None
     future: Future = field(default_factory=Future)
-    streamer: object | None = None
+    streamer: Any = None  # a transformers TextIteratorStreamer, for a streamed request
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -82,7 +83,8 @@ class InferenceEngine:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.float32 if self.device == "cpu" else "auto"
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device)
+        # transformers types .to() as a decorator-wrapped method that wants the model itself.
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device)  # type: ignore[arg-type]
         self.adapters: list[str] = []
         if adapters_dir is not None:
             from peft import PeftModel
@@ -96,7 +98,7 @@ class InferenceEngine:
         self.model = model.eval()
         config = self.model.config
         self.context_length = int(
-            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
+            cast(Any, getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048))
         )
         self.max_batch_size = max_batch_size
         self.batch_window = batch_window_ms / 1000.0
@@ -244,7 +246,7 @@ class InferenceEngine:
         joined: list[_Job] = []
         size = len(first.texts)
         deadline = time.monotonic() + self.batch_window
-        skipped: list[_Job] = []
+        skipped: list[_Job | None] = []  # None: the stop sentinel, put back
         while size < self.max_batch_size:
             remaining = deadline - time.monotonic()
             try:

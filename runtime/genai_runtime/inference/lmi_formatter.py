@@ -69,7 +69,7 @@ class _ModelFacts:
         self.context_length = int(
             configured or config.get("max_position_embeddings") or config.get("n_positions") or 2048
         )
-        self._tokenizer = None
+        self._tokenizer: Any = None  # a transformers tokenizer, loaded on first use
         self._lock = threading.Lock()
 
     def adapters_on_disk(self) -> list[str]:

@@ -20,7 +20,9 @@ try:  # present inside the LMI container
     from djl_python import Output
 except ImportError:  # pragma: no cover - exercised where djl_python is absent
 
-    class Output:  # the subset of djl_python.Output this handler uses
+    class Output:  # type: ignore[no-redef]  # the subset of djl_python.Output this handler uses
+        properties: dict[str, str]
+
         def __init__(self) -> None:
             self.code, self.message, self.content, self.properties = 200, "OK", None, {}
 

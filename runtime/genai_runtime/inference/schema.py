@@ -112,7 +112,7 @@ def decode_body(body: bytes | bytearray | str) -> Any:
     return payload
 
 
-def _check_depth(body: bytes) -> None:
+def _check_depth(body: bytes | bytearray) -> None:
     depth = 0
     for match in _NESTING.finditer(body):
         token = match.group()

@@ -258,7 +258,7 @@ def build_server(
         port=port,
         log_level=log_level,
         http=header_timeout_protocol(header_timeout),
-        timeout_graceful_shutdown=hard_stop,
+        timeout_graceful_shutdown=hard_stop,  # type: ignore[arg-type]  # uvicorn says int; it takes seconds as a float
         ws="none",
     )  # no WebSocket routes: refuse upgrades
     return DrainingServer(config, engine, drain_timeout)

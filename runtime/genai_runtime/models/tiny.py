@@ -91,7 +91,7 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer):
             **ids,
         )
         return LlamaForCausalLM(config)
-    config = GPT2Config(
+    gpt2_config = GPT2Config(
         vocab_size=len(tokenizer),
         n_embd=spec.hidden_size,
         n_layer=spec.layers,
@@ -99,7 +99,7 @@ def build_tiny_model(spec: TinyModelSpec, tokenizer):
         n_positions=spec.context_length,
         **ids,
     )
-    return GPT2LMHeadModel(config)
+    return GPT2LMHeadModel(gpt2_config)
 
 
 def write_tiny_model(out: str | Path, spec: TinyModelSpec | None = None) -> Path:

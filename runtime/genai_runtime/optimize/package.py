@@ -18,6 +18,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from genai_contracts.lmi_options import LmiOptions
 
@@ -173,7 +174,7 @@ def _put_if_changed(
     if existing == checksum:
         report.unchanged.append(key)
         return
-    extra = {"Metadata": {CHECKSUM_KEY: checksum}}
+    extra: dict[str, Any] = {"Metadata": {CHECKSUM_KEY: checksum}}
     if kms_key_id:
         extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
     client.upload_file(str(path), bucket, key, ExtraArgs=extra)

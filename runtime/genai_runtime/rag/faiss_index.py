@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class FaissIndex:
         self.path = path
         self.embedding_model = embedding_model
         self._store = store  # langchain FAISS, created at the first upsert (the dimension is unknown until then)
-        self._bm25 = None
+        self._bm25: Any = None  # a rank_bm25.BM25Okapi, built on first keyword search
         self._by_source: dict[str, dict[str, str]] | None = None
         self._fields: set[str] | None = None
 

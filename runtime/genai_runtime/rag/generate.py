@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
 
@@ -72,7 +73,7 @@ class ServeGenerator:
 class SageMakerGenerator:
     endpoint_name: str
     settings: GenerationSettings = field(default_factory=GenerationSettings)
-    client: object = None
+    client: Any = None  # a boto3 client (boto3 has no type stubs here)
 
     def __call__(self, prompt: str) -> str:
         if self.client is None:
@@ -92,7 +93,7 @@ class SageMakerGenerator:
 class BedrockGenerator:
     model_id: str
     settings: GenerationSettings = field(default_factory=GenerationSettings)
-    client: object = None
+    client: Any = None  # a boto3 client (boto3 has no type stubs here)
 
     def __call__(self, prompt: str) -> str:
         if self.client is None:

@@ -78,7 +78,8 @@ def mmr_select(
         return []
     chosen = maximal_marginal_relevance(
         np.asarray(query_vector, dtype=np.float32),
-        [np.asarray(vector, dtype=np.float32) for _, vector in candidates],
+        # langchain-core annotates list[list[float]]; it takes arrays (and converts them with np.array).
+        [np.asarray(vector, dtype=np.float32) for _, vector in candidates],  # type: ignore[misc]
         lambda_mult=lambda_mult,
         k=k,
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class TrainingJob:
         return spec.accelerator_count if spec is not None else 1  # a CPU instance: one process
 
 
-def current_job(environ: dict[str, str] | None = None) -> TrainingJob | None:
+def current_job(environ: Mapping[str, str] | None = None) -> TrainingJob | None:
     """The job this process runs in, or ``None`` outside SageMaker (no ``resourceconfig.json``)."""
     environ = os.environ if environ is None else environ
     root = Path(environ.get(ROOT_VARIABLE, DEFAULT_ROOT))

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..errors import UsageError, require
 from .config import TrainConfig
@@ -53,7 +54,9 @@ def prepare_examples(config: TrainConfig) -> dict[str, list[dict]]:
     )
     parts = split(examples, config.data.validation_fraction, config.data.test_fraction, seed=config.training.seed)
     if config.data.mix_ratio:
-        general = [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_rows(config.data.general)]
+        general = [
+            {"prompt": r["prompt"], "completion": r["completion"]} for r in read_rows(cast(Path, config.data.general))
+        ]
         parts["train"] = mix(parts["train"], general, config.data.mix_ratio, seed=config.training.seed)
     if not parts["train"]:
         raise UsageError(f"data.train={config.data.train}: no training examples left after the splits")
@@ -97,7 +100,7 @@ def build_model(config: TrainConfig):
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if config.mode in ("lora", "qlora"):
-        peft_config = LoraConfig(
+        peft_config: LoraConfig | PromptTuningConfig = LoraConfig(
             r=config.lora.r,
             lora_alpha=config.lora.alpha,
             lora_dropout=config.lora.dropout,

@@ -256,7 +256,7 @@ def slurm_script(
     defaults: dict[str, Any] = {}
     if not raw.get("output_dir") and "output_dir" not in overrides:
         defaults["output_dir"] = f"{OUTPUT_ROOT}/{job_name}"
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    data: Any = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     if not data.get("train") and "data.train" not in overrides:
         defaults["data.train"] = DEFAULT_DATA
     if spec.accelerator == "neuron" and not raw.get("trainer") and "trainer" not in overrides:
