@@ -1,11 +1,15 @@
-"""Shared helpers for the runtime benchmarks: a small model made offline, percentiles, results."""
+"""Shared helpers for the runtime benchmarks: a small model made offline, `genai serve` on a local port,
+percentiles, results."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import socket
 import statistics
+import threading
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,3 +61,26 @@ def write(name: str, result: dict) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+class GenaiServe:
+    """The server ``genai serve`` runs (``build_server``: its limits, timeouts and drain) on a free local port."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from genai_runtime.inference.engine import InferenceEngine
+        from genai_runtime.inference.server import build_server
+
+        self.engine = InferenceEngine(model_dir)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/invocations"
+        self.server = build_server(self.engine, "127.0.0.1", port, log_level="warning")
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)

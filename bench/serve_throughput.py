@@ -17,7 +17,6 @@ served texts are checked against it.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
 import threading
@@ -25,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._common import PROMPTS, machine, small_model, summary, write
+from bench._common import PROMPTS, GenaiServe, machine, small_model, summary, write
 
 CONCURRENCY = (1, 4, 16)
 
@@ -56,27 +55,6 @@ class Baseline:
             )
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return new_tokens.shape[1], self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)[0]
-
-
-class Server:
-    def __init__(self, model_dir: Path) -> None:
-        from genai_runtime.inference.engine import InferenceEngine
-        from genai_runtime.inference.server import build_server
-
-        self.engine = InferenceEngine(model_dir, max_batch_size=8)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/invocations"
-        self.server = build_server(self.engine, "127.0.0.1", port, log_level="warning")
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
 
 
 def run_baseline(model: Baseline, prompts: list[str], max_new_tokens: int) -> tuple[float, dict[str, tuple]]:
@@ -125,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = small_model(Path(tmp) / "model")
         baseline = Baseline(model_dir)
-        server = Server(model_dir)
+        server = GenaiServe(model_dir)
         try:
             _, reference = run_baseline(baseline, PROMPTS, args.max_new_tokens)  # warm-up both paths
             run_served(server.url, PROMPTS * 4, args.max_new_tokens, max(CONCURRENCY))

@@ -13,14 +13,13 @@ at batch 1.
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._common import PROMPTS, machine, small_model, summary, write
+from bench._common import PROMPTS, GenaiServe, machine, small_model, summary, write
 
 
 class DirectModel:
@@ -43,28 +42,6 @@ class DirectModel:
             )
             self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         return time.perf_counter() - started
-
-
-class Server:
-    def __init__(self, model_dir: Path) -> None:
-        from genai_runtime.inference.engine import InferenceEngine
-        from genai_runtime.inference.server import build_server
-
-        self.engine = InferenceEngine(model_dir)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/invocations"
-        # The server `genai serve` runs (its limits, timeouts and drain), binding host:port itself.
-        self.server = build_server(self.engine, "127.0.0.1", port, log_level="warning")
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def through_server(url: str, prompts: list[str], max_new_tokens: int, clients: int) -> tuple[list[float], float]:
@@ -98,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = small_model(Path(tmp) / "model")
         baseline_model = DirectModel(model_dir)
-        server = Server(model_dir)
+        server = GenaiServe(model_dir)
         client = httpx.Client(timeout=120)
         try:
             for prompt in prompts[:4]:  # warm-up both paths

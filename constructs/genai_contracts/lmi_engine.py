@@ -87,8 +87,8 @@ LMI_SERVER_KEYS = frozenset(
     }
 )
 # The Neuron image (djl-inference:0.30.0-neuronx-sdk2.20.1): deepjavalibrary/djl-serving branch 0.30.0-dlc,
-# engines/python/setup/djl_python/properties_manager/tnx_properties.py, TransformerNeuronXProperties,
-# plus its Properties base of that branch.
+# engines/python/setup/djl_python/properties_manager/tnx_properties.py, TransformerNeuronXProperties, plus its
+# Properties base of that branch, which is 0.36's without the two fields added since (enable_lora, lmcache_auto_config).
 TNX_PROPERTIES_FIELDS = frozenset(
     {
         "neuron_optimize_level",
@@ -127,26 +127,8 @@ TNX_PROPERTIES_FIELDS = frozenset(
         "on_device_embedding",
         "on_device_generation",
         "shard_over_sequence",
-        "model_id_or_path",
-        "model_dir",
-        "rolling_batch",
-        "tensor_parallel_degree",
-        "cluster_size",
-        "trust_remote_code",
-        "enable_streaming",
-        "batch_size",
-        "max_rolling_batch_size",
-        "revision",
-        "output_formatter",
-        "input_formatter",
-        "waiting_steps",
-        "mpi_mode",
-        "tgi_compat",
-        "bedrock_compat",
-        "draft_model_id",
-        "spec_length",
     }
-)
+) | (PROPERTIES_FIELDS - {"enable_lora", "lmcache_auto_config"})
 # RollingBatchEnum of each engine's properties.py, less what its container does not ship.
 GPU_ROLLING_BATCH = ("auto", "vllm", "disable")  # 0.36: vllm, auto, disable, trtllm (TensorRT-LLM image only)
 NEURON_ROLLING_BATCH = ("auto", "tnx", "disable")  # 0.30: tnx; vllm/lmidist/scheduler are GPU engines

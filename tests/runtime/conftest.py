@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,24 @@ def engine(tiny_model, tiny_adapters):
     engine = InferenceEngine(tiny_model, tiny_adapters, max_batch_size=8, batch_window_ms=20)
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def dialogues(tmp_path_factory) -> Path:
+    """40 samsum-style rows (dialogue -> summary), the same for every training test."""
+    names = ["Anna", "Ben", "Carl", "Dana", "Eve", "Finn"]
+    things = ["report", "train", "meeting", "lunch", "movie"]
+    rng = random.Random(0)
+    rows = []
+    for _ in range(40):
+        a, b = rng.sample(names, 2)
+        thing = rng.choice(things)
+        rows.append(
+            {
+                "dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
+                "summary": f"{b} tells {a} the {thing} is at noon.",
+            }
+        )
+    path = tmp_path_factory.mktemp("data") / "dialogues.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

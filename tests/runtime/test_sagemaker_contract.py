@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -62,25 +61,6 @@ def _definition(**kwargs) -> dict:
 @pytest.fixture(scope="module")
 def definition():
     return _definition(hyperparameters=HYPERPARAMETERS)
-
-
-@pytest.fixture(scope="module")
-def dialogues(tmp_path_factory) -> Path:
-    rng = random.Random(1)
-    names, things = ["Amy", "Ben", "Cara", "Dev", "Eli"], ["report", "lunch", "meeting", "invoice"]
-    rows = []
-    for _ in range(40):
-        a, b = rng.sample(names, 2)
-        thing = rng.choice(things)
-        rows.append(
-            {
-                "dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: It is at noon.",
-                "summary": f"{b} tells {a} the {thing} is at noon.",
-            }
-        )
-    path = tmp_path_factory.mktemp("samsum") / "dialogues.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 class Job:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import socket
@@ -20,28 +19,8 @@ from genai_runtime.errors import UsageError
 from genai_runtime.train.launch import torchrun_command
 from genai_runtime.train.slurm import expand_hostlist, slurm_allocation, slurm_script
 
-NAMES = ["Anna", "Ben", "Carl", "Dana", "Eve", "Finn"]
-THINGS = ["report", "train", "meeting", "lunch", "movie"]
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
-
-
-@pytest.fixture(scope="session")
-def dialogues(tmp_path_factory) -> Path:
-    rng = random.Random(0)
-    rows = []
-    for _ in range(40):
-        a, b = rng.sample(NAMES, 2)
-        thing = rng.choice(THINGS)
-        rows.append(
-            {
-                "dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
-                "summary": f"{b} tells {a} the {thing} is at noon.",
-            }
-        )
-    path = tmp_path_factory.mktemp("data") / "dialogues.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _config(tmp_path: Path, text: str = "model: /fsx/models/llama2-7b\nmode: lora\n") -> Path:

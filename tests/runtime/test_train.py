@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,27 +18,6 @@ from genai_runtime.train.config import load_config
 from genai_runtime.train.data import mix, read_rows, split, to_instructions
 from genai_runtime.train.distributed import fsdp_arguments
 from genai_runtime.train.templates import SAMSUM, template_pack
-
-NAMES = ["Anna", "Ben", "Carl", "Dana", "Eve", "Finn"]
-THINGS = ["report", "train", "meeting", "lunch", "movie"]
-
-
-@pytest.fixture(scope="session")
-def dialogues(tmp_path_factory) -> Path:
-    rng = random.Random(0)
-    rows = []
-    for _ in range(40):
-        a, b = rng.sample(NAMES, 2)
-        thing = rng.choice(THINGS)
-        rows.append(
-            {
-                "dialogue": f"#Person1#: {a} asks {b} about the {thing}. #Person2#: {b} says it is at noon.",
-                "summary": f"{b} tells {a} the {thing} is at noon.",
-            }
-        )
-    path = tmp_path_factory.mktemp("data") / "dialogues.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _config(tiny_model, dialogues, out, **overrides):
