@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import UsageError
-from .schema import GenerationParameters, InferenceRequest, RequestError
+from .schema import GenerationParameters, InferenceRequest, RequestError, too_long
 
 log = logging.getLogger(__name__)
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -203,13 +203,7 @@ class InferenceEngine:
         lengths = [len(ids) for ids in self.tokenizer(request.texts)["input_ids"]]
         for index, length in enumerate(lengths):
             if length > budget:
-                where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
-                raise RequestError(
-                    413,
-                    f"{where}: {length} tokens plus max_new_tokens={request.parameters.max_new_tokens} exceed the "
-                    f"model's context of {self.context_length} tokens; shorten the input to at most "
-                    f"{max(budget, 0)} tokens or lower max_new_tokens",
-                )
+                raise too_long(request, index, length, self.context_length)
         return _Job(request.texts, request.parameters, request.adapter)
 
     # ---- worker -------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .schema import MAX_BATCH, InferenceRequest, RequestError, decode_body, parse_request
+from .schema import MAX_BATCH, InferenceRequest, RequestError, decode_body, parse_request, too_long
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,7 @@ def validate(
             continue
         length = facts.token_count(text)
         if length > budget:
-            where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
-            raise RequestError(
-                413,
-                f"{where}: {length} tokens plus max_new_tokens={request.parameters.max_new_tokens} exceed the "
-                f"model's context of {facts.context_length} tokens; shorten the input to at most {budget} "
-                "tokens or lower max_new_tokens",
-            )
+            raise too_long(request, index, length, facts.context_length)
     return request
 
 

@@ -147,6 +147,18 @@ def _find_bad_value(value: Any, path: str) -> str | None:
     return None
 
 
+def too_long(request: InferenceRequest, index: int, length: int, context_length: int) -> RequestError:
+    """The 413 for input ``index`` of ``length`` tokens that, with ``max_new_tokens``, overflows the context."""
+    max_new_tokens = request.parameters.max_new_tokens
+    where = "inputs" if isinstance(request.inputs, str) else f"inputs[{index}]"
+    return RequestError(
+        413,
+        f"{where}: {length} tokens plus max_new_tokens={max_new_tokens} exceed the model's context of "
+        f"{context_length} tokens; shorten the input to at most {max(context_length - max_new_tokens, 0)} tokens "
+        "or lower max_new_tokens",
+    )
+
+
 def parse_request(payload: Any) -> InferenceRequest:
     """Validate a decoded JSON body; raise ``RequestError(400)`` naming the bad field."""
     if not isinstance(payload, dict):
