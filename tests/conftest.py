@@ -11,3 +11,11 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("CDK_VALIDATION", "false")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config):
+    # One ONNX export cache per test session (and its subprocesses), never the user's ~/.cache.
+    if "GENAI_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["GENAI_CACHE_DIR"] = tempfile.mkdtemp(prefix="genai-cache-")
