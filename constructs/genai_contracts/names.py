@@ -4,8 +4,8 @@ The constructs (``genai_cdk``) set these variables on each function and the hand
 read them; ``genai_runtime``'s local runs set some of them too. Which function gets which:
 
 ========================  ======================================================================
-``IngestionPipeline``     INDEX_URL, EMBEDDINGS, CHUNK_SIZE, CHUNK_OVERLAP, DEAD_LETTER_QUEUE_URL
-``RagApi``                INDEX_URL, EMBEDDINGS, GENERATOR (optional), MAX_NEW_TOKENS
+``IngestionPipeline``     INDEX_URL, EMBEDDINGS, CHUNK_SIZE, CHUNK_OVERLAP, DEAD_LETTER_QUEUE_URL, INGEST_QUEUE_URL
+``RagApi``                INDEX_URL, EMBEDDINGS, GENERATOR (optional), MAX_NEW_TOKENS, DEFAULT_SEARCH_TYPE
 ``ClaimsActionGroup``     CLAIMS_TABLE
 ``AgentApi``              AGENT_ID, AGENT_ALIAS_ID
 ========================  ======================================================================
@@ -26,6 +26,11 @@ MAX_NEW_TOKENS = "MAX_NEW_TOKENS"
 CHUNK_SIZE = "CHUNK_SIZE"
 CHUNK_OVERLAP = "CHUNK_OVERLAP"
 DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+INGEST_QUEUE_URL = "INGEST_QUEUE_URL"
+"""The ingestion queue itself: where the function re-sends a notification, delayed, to reconcile an index
+that is only eventually consistent (OpenSearch Serverless)."""
+DEFAULT_SEARCH_TYPE = "DEFAULT_SEARCH_TYPE"
+"""The search type of a query that names none: one the vector store can run (Serverless: no hybrid)."""
 CLAIMS_TABLE = "CLAIMS_TABLE"
 """The DynamoDB table of insurance claims the claims action group reads and updates."""
 AGENT_ID = "AGENT_ID"
@@ -41,6 +46,8 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     CHUNK_SIZE,
     CHUNK_OVERLAP,
     DEAD_LETTER_QUEUE_URL,
+    INGEST_QUEUE_URL,
+    DEFAULT_SEARCH_TYPE,
     CLAIMS_TABLE,
     AGENT_ID,
     AGENT_ALIAS_ID,

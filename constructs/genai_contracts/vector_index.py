@@ -3,9 +3,19 @@
 Documents are written in langchain ``OpenSearchVectorSearch``'s layout: ``vector_field``, ``text`` and a
 ``metadata`` object. ``index_body`` is the index definition: HNSW over the embedding dimension (faiss
 engine, so filters run inside the search), ``metadata`` typed field by field so filters and the
-ingestion's bookkeeping (``source``, ``content_hash``) are exact. The managed domain's custom resource
-(``lambdas.opensearch_index``) and ``genai_runtime.rag.opensearch`` create the index with it; the
-``VectorStore`` construct writes a Serverless collection's ``AWS::OpenSearchServerless::Index`` from it.
+ingestion's bookkeeping (``source``, ``content_hash``, ``chunk_id``, ...) are exact. The managed domain's
+custom resource (``lambdas.opensearch_index``) and ``genai_runtime.rag.opensearch`` create the index with
+it; the ``VectorStore`` construct writes a Serverless collection's ``AWS::OpenSearchServerless::Index``
+from it.
+
+The bookkeeping lives in fields, never in ``_id``: OpenSearch Serverless refuses a custom document id
+in a vector search collection ("For time series and vector search collections, you can't index by
+custom document ID or update by upsert requests. This operation is reserved for search use cases.",
+OpenSearch Service developer guide, "Choosing a collection type"). So every row carries its chunk id
+(``chunk_id``), a unique key to page by (``row_id``), and the S3 event it came from (``sequencer``,
+``version_id``); a source's state row (no vector, no text) records the event's verdict (``state``:
+``present`` or ``deleted``, the tombstone that keeps a late older upload out). They are keywords, so
+ingestion reads by term and pages with ``search_after`` on ``row_id``.
 """
 
 from __future__ import annotations
@@ -20,12 +30,20 @@ TEXT_FIELD = "text"
 METADATA_FIELD = "metadata"
 BEDROCK_METADATA_FIELD = "bedrock_metadata"
 """Where a Bedrock knowledge base keeps its own chunk metadata (stored, not indexed)."""
+CHUNK_ID_FIELD = "chunk_id"
+ROW_ID_FIELD = "row_id"
+SEQUENCER_FIELD = "sequencer"
+VERSION_ID_FIELD = "version_id"
+STATE_FIELD = "state"
+BOOKKEEPING_FIELDS: tuple[str, ...] = (CHUNK_ID_FIELD, ROW_ID_FIELD, SEQUENCER_FIELD, VERSION_ID_FIELD, STATE_FIELD)
+"""Metadata ingestion keeps for itself (idempotence and event order); never a filter, never shown."""
 BASE_METADATA_FIELDS: dict[str, str] = {
     "source": "keyword",
     "chunk": "integer",
     "start_index": "integer",
     "page": "integer",
     "content_hash": "keyword",
+    **{name: "keyword" for name in BOOKKEEPING_FIELDS},
 }
 """Metadata every chunk carries (ingestion sets it), and the OpenSearch type each is mapped to."""
 METADATA_TYPES = ("keyword", "integer", "long", "float", "boolean", "date")

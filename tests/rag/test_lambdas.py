@@ -122,10 +122,10 @@ def test_a_transient_failure_fails_only_its_record_for_sqs_to_retry(aws, monkeyp
     aws.s3.put_object(Bucket="docs", Key="b.md", Body=b"# B\nBravo document.")
     real = rag_ingest.sync_source
 
-    def flaky(index, embeddings, source, chunks):
+    def flaky(index, embeddings, source, chunks, **options):
         if source.endswith("b.md"):
             raise ConnectionError("embedding endpoint timed out")
-        return real(index, embeddings, source, chunks)
+        return real(index, embeddings, source, chunks, **options)
 
     monkeypatch.setattr(rag_ingest, "sync_source", flaky)
     response = rag_ingest.handler(sqs_event(notification("a.md"), notification("b.md")), CONTEXT)
