@@ -21,3 +21,29 @@ def require(module: str, extra: str, why: str = ""):
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependency(module.split(".")[0], extra, why) from None
+
+
+class DependencyError(RuntimeError):
+    """A service this code calls (SageMaker, Bedrock, DynamoDB, OpenSearch...) failed or is unavailable.
+
+    ``retryable``: the same request may succeed later (throttled, unavailable, timed out); an API answers
+    it with ``status`` 503 and a ``Retry-After`` of ``retry_after_s`` seconds. Otherwise the dependency
+    failed or refused (an error in the model container, access denied, a missing endpoint) and ``status``
+    is 502. ``service`` names the dependency, ``code`` is its error code when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str = "",
+        code: str = "",
+        retryable: bool = False,
+        retry_after_s: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.service = service
+        self.code = code
+        self.retryable = retryable
+        self.status = 503 if retryable else 502
+        self.retry_after_s = retry_after_s if retry_after_s is not None else (5 if retryable else None)

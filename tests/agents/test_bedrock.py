@@ -1,4 +1,4 @@
-"""The Bedrock client: bodies per model family, retries, typed errors, streaming, Converse; custom jobs."""
+"""The Bedrock client: bodies per model family, botocore's retries (one policy), typed errors, streaming, Converse."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from botocore.stub import Stubber
 
 from genai_runtime.bedrock import bodies
 from genai_runtime.bedrock.bodies import TextParams
-from genai_runtime.bedrock.client import AccessDeniedError, BedrockClient, ModelRequestError, ThrottledError
+from genai_runtime.bedrock.client import (
+    AccessDeniedError,
+    BedrockClient,
+    BedrockError,
+    ModelRequestError,
+    ThrottledError,
+)
 from genai_runtime.errors import UsageError
 
 from .conftest import stub_operation
@@ -84,31 +90,101 @@ def test_titan_request_body_is_the_books():
     }
 
 
-def test_throttling_is_retried_with_backoff_then_succeeds():
-    client, waits = runtime_client(), []
-    with Stubber(client) as stub:
-        for _ in range(2):
-            stub.add_client_error("invoke_model", service_error_code="ThrottlingException", http_status_code=429)
-        stub.add_response("invoke_model", body({"results": [{"outputText": "ok"}]}))
-        bedrock = BedrockClient(client, sleep=waits.append, random=lambda: 1.0, base_delay_s=0.5)
-        assert bedrock.complete("amazon.titan-text-express-v1", "x") == "ok"
-    assert waits == [0.5, 1.0]
+class _Raw(io.BytesIO):
+    """An HTTP body as botocore's AWSResponse reads it (``stream()``) and a StreamingBody reads it (``read()``)."""
+
+    def stream(self, **_):
+        yield self.getvalue()
 
 
-def test_persistent_throttling_and_other_errors_are_typed():
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """botocore's retries without their waits (exponential backoff, the adaptive mode's token bucket)."""
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    monkeypatch.setattr("botocore.retries.bucket.TokenBucket._sleep_amount", lambda self, amount: 0)
+
+
+def factory_client(monkeypatch, answers: list):
+    """``genai_runtime.aws.client("bedrock-runtime")``, whose HTTP sends get ``answers`` in turn."""
+    from botocore.awsrequest import AWSResponse
+
+    from genai_runtime import aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    aws.clear_cache()
+    client = aws.client("bedrock-runtime", "us-east-1")
+    sends = []
+
+    def send(request, **_):
+        sends.append(request.url)
+        status, payload = answers[min(len(sends), len(answers)) - 1]
+        headers = {"Content-Type": "application/json"}
+        if status != 200:
+            headers["x-amzn-ErrorType"] = payload["code"]
+        return AWSResponse(request.url, status, headers, _Raw(json.dumps(payload).encode()))
+
+    client.meta.events.register("before-send.bedrock-runtime.InvokeModel", send)
+    return client, sends
+
+
+def test_one_client_factory_configures_adaptive_bounded_retries_and_timeouts():
+    from genai_runtime import aws
+
+    config = aws.config()
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": aws.MAX_ATTEMPTS}
+    assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT_S, aws.READ_TIMEOUT_S)
+    aws.clear_cache()
+    assert aws.client("bedrock-runtime", "us-east-1") is aws.client("bedrock-runtime", "us-east-1")
+    assert aws.client("bedrock-runtime", "us-east-1") is not aws.client("bedrock-runtime", "eu-west-1")
+    assert aws.client("sagemaker-runtime", "us-east-1").meta.config.retries["mode"] == "adaptive"
+
+
+def test_throttling_is_retried_by_botocore_alone_then_succeeds(monkeypatch, no_backoff):
+    throttled = (429, {"code": "ThrottlingException", "message": "slow down"})
+    client, sends = factory_client(monkeypatch, [throttled, throttled, (200, {"results": [{"outputText": "ok"}]})])
+    assert BedrockClient(client).complete("amazon.titan-text-express-v1", "x") == "ok"
+    assert len(sends) == 3
+
+
+def test_persistent_throttling_costs_max_attempts_calls_in_all_and_is_a_503(monkeypatch, no_backoff):
+    from genai_runtime import aws
+
+    client, sends = factory_client(monkeypatch, [(429, {"code": "ThrottlingException", "message": "slow down"})])
+    with pytest.raises(ThrottledError, match=f"after {aws.MAX_ATTEMPTS} attempts") as raised:
+        BedrockClient(client).complete("amazon.titan-text-express-v1", "x")
+    assert len(sends) == aws.MAX_ATTEMPTS  # one retry policy: botocore's, not another loop on top of it
+    assert raised.value.retryable and raised.value.status == 503 and raised.value.retry_after_s
+
+
+def test_other_errors_are_typed_and_not_retried():
     client = runtime_client()
     with Stubber(client) as stub:
-        for _ in range(3):
-            stub.add_client_error("invoke_model", service_error_code="ThrottlingException", http_status_code=429)
         stub.add_client_error("invoke_model", service_error_code="AccessDeniedException", http_status_code=403)
         stub.add_client_error("invoke_model", service_error_code="ValidationException", service_message="bad topP")
-        bedrock = BedrockClient(client, max_attempts=3, sleep=lambda s: None)
-        with pytest.raises(ThrottledError, match="after 3 attempts"):
-            bedrock.complete("amazon.titan-text-express-v1", "x")
-        with pytest.raises(AccessDeniedError, match="is the model enabled"):
+        stub.add_client_error("invoke_model", service_error_code="ModelErrorException", http_status_code=424)
+        bedrock = BedrockClient(client)
+        with pytest.raises(AccessDeniedError, match="is the model enabled") as denied:
             bedrock.complete("amazon.titan-text-express-v1", "x")
         with pytest.raises(ModelRequestError, match="bad topP"):
             bedrock.complete("amazon.titan-text-express-v1", "x")
+        with pytest.raises(BedrockError, match="ModelErrorException") as failed:
+            bedrock.complete("amazon.titan-text-express-v1", "x")
+    assert denied.value.status == failed.value.status == 502 and not failed.value.retryable
+
+
+def test_connection_failures_are_retryable_dependency_errors():
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    for error in (EndpointConnectionError(endpoint_url="https://bedrock"), ReadTimeoutError(endpoint_url="https://b")):
+
+        class Down:
+            def invoke_model(self, _error=error, **_):
+                raise _error
+
+        with pytest.raises(ThrottledError, match="unavailable") as raised:
+            BedrockClient(Down()).complete("amazon.titan-text-express-v1", "x")
+        assert raised.value.status == 503
 
 
 def test_streaming_assembles_chunks_and_surfaces_stream_errors():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import uuid
 from dataclasses import dataclass, field
 
 from genai_contracts.api_requests import MAX_INPUT_CHARS, SESSION_ID_PATTERN
 
-from ..errors import UsageError
+from .. import aws
+from ..errors import DependencyError, UsageError
 
 _AGENT_ID = re.compile(r"^[0-9a-zA-Z]{10}$")
 _ALIAS_ID = re.compile(r"^(TSTALIASID|[0-9a-zA-Z]{10})$")
@@ -50,22 +52,40 @@ def invoke_agent(
     session_id = session_id or uuid.uuid4().hex
     validate(agent_id, alias_id, session_id, text)
     if client is None:
-        import boto3
-
-        client = boto3.client("bedrock-agent-runtime")
+        client = aws.client("bedrock-agent-runtime")
     response = client.invoke_agent(
         agentId=agent_id, agentAliasId=alias_id, sessionId=session_id, inputText=text, enableTrace=enable_trace
     )
     reply = AgentReply("", response.get("sessionId", session_id))
+    # A chunk boundary may fall inside a UTF-8 character: decode the stream, not each chunk.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     pieces = []
-    for event in response["completion"]:
-        if "chunk" in event:
-            pieces.append(event["chunk"]["bytes"].decode("utf-8"))
-            reply.citations.extend(event["chunk"].get("attribution", {}).get("citations", []))
-        elif "trace" in event:
-            trace_id = _trace_id(event["trace"].get("trace", {}))
-            if trace_id and trace_id not in reply.trace_ids:
-                reply.trace_ids.append(trace_id)
+    try:
+        for event in response["completion"]:
+            if "chunk" in event:
+                pieces.append(decoder.decode(event["chunk"].get("bytes", b"")))
+                reply.citations.extend(event["chunk"].get("attribution", {}).get("citations", []))
+            elif "trace" in event:
+                trace_id = _trace_id(event["trace"].get("trace", {}))
+                if trace_id and trace_id not in reply.trace_ids:
+                    reply.trace_ids.append(trace_id)
+            else:  # throttlingException, dependencyFailedException... arrive as events mid-stream
+                failed = [name for name in event if name.endswith("Exception")]
+                if failed:
+                    detail = event[failed[0]]
+                    message = detail.get("message", detail) if isinstance(detail, dict) else detail
+                    lowered = failed[0].lower()
+                    raise DependencyError(
+                        f"the agent: {failed[0]}: {message}",
+                        service="bedrock-agent-runtime",
+                        code=failed[0],
+                        retryable=lowered in aws.THROTTLED_CODES or lowered in aws.UNAVAILABLE_CODES,
+                    )
+        pieces.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as error:
+        raise DependencyError(
+            f"the agent answered text that is not UTF-8: {error}", service="bedrock-agent-runtime"
+        ) from None
     reply.completion = "".join(pieces)
     return reply
 

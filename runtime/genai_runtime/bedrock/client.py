@@ -1,47 +1,37 @@
 """A Bedrock runtime client: InvokeModel (and streaming), Converse, embeddings, images.
 
-Throttling and transient service errors are retried with exponential backoff and full jitter, a
-bounded number of times; every failure surfaces as one of the typed errors below, naming the model.
+The boto3 client comes from ``genai_runtime.aws.client`` (adaptive retries in botocore, bounded by
+``aws.MAX_ATTEMPTS`` calls, and timeouts): nothing here retries again. Every failure surfaces as one of
+the typed errors below, naming the model; each is a ``DependencyError`` (``retryable``: 503,
+otherwise 502) and ``ModelRequestError`` is also a ``UsageError`` (the model refused the request).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import random
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-
-from ..errors import UsageError
+from .. import aws
+from ..errors import DependencyError, UsageError
 from . import bodies
 from .bodies import TextParams
 
-RETRYABLE = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "InternalServerException",
-        "ModelTimeoutException",
-        "TooManyRequestsException",
-    }
-)
 
-
-class BedrockError(RuntimeError):
+class BedrockError(DependencyError):
     """A Bedrock call failed; ``code`` is the service's error code."""
 
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
+    def __init__(self, message: str, code: str = "", *, retryable: bool = False, retry_after_s: int | None = None):
+        super().__init__(message, service="bedrock", code=code, retryable=retryable, retry_after_s=retry_after_s)
 
 
 class ThrottledError(BedrockError):
-    """Still throttled (or unavailable) after every retry."""
+    """Still throttled (or unavailable, or timed out) after botocore's retries."""
+
+    def __init__(self, message: str, code: str = "", *, retry_after_s: int | None = None) -> None:
+        super().__init__(message, code, retryable=True, retry_after_s=retry_after_s)
 
 
 class AccessDeniedError(BedrockError):
@@ -52,53 +42,40 @@ class ModelRequestError(BedrockError, UsageError):
     """The request was refused as invalid (e.g. a parameter the model does not take)."""
 
 
-def _translate(error: ClientError, model_id: str) -> BedrockError:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", str(error))
-    text = f"{model_id}: {code}: {message}"
-    if code in RETRYABLE:
-        return ThrottledError(text, code)
-    if code in ("AccessDeniedException", "ResourceNotFoundException"):
+def _translate(error: BaseException, model_id: str) -> BedrockError:
+    """What botocore raised (a ``ClientError``, a timeout, a connection failure) as a typed error."""
+    if isinstance(error, BedrockError):
+        return error
+    found = aws.dependency_error(error, model_id)
+    text, code = str(found), found.code
+    if found.retryable:
+        return ThrottledError(text, code, retry_after_s=found.retry_after_s)
+    if code in ("AccessDeniedException", "ResourceNotFoundException", "accessDeniedException"):
         return AccessDeniedError(text + " (is the model enabled for this account and region?)", code)
-    if code == "ValidationException":
+    if code.lower() == "validationexception":
         return ModelRequestError(text, code)
     return BedrockError(text, code)
 
 
 @dataclass
 class BedrockClient:
-    client: object = None  # boto3 bedrock-runtime
-    max_attempts: int = 5
-    base_delay_s: float = 0.5
-    max_delay_s: float = 20.0
-    sleep: Callable[[float], None] = time.sleep
-    random: Callable[[], float] = field(default=random.random)
+    client: Any = None  # boto3 bedrock-runtime; default ``genai_runtime.aws.client("bedrock-runtime")``
 
     def __post_init__(self) -> None:
         if self.client is None:
-            import boto3
+            self.client = aws.client("bedrock-runtime")
 
-            self.client = boto3.client("bedrock-runtime")
-
-    def _call(self, operation: str, model_id: str, **request):
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return getattr(self.client, operation)(**request)
-            except ClientError as error:
-                translated = _translate(error, model_id)
-                if not isinstance(translated, ThrottledError) or attempt == self.max_attempts:
-                    if isinstance(translated, ThrottledError):
-                        translated.args = (f"{translated} (after {attempt} attempts)",)
-                    raise translated from None
-            except (EndpointConnectionError, ReadTimeoutError) as error:
-                if attempt == self.max_attempts:
-                    raise ThrottledError(f"{model_id}: {error} (after {attempt} attempts)") from None
-            # Full jitter: a random wait up to the exponential cap, so throttled clients spread out.
-            self.sleep(self.random() * min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
-        raise AssertionError("unreachable")
+    def call(self, operation: str, model_id: str, **request) -> Any:
+        """``operation`` (a boto3 method name) with ``request``; botocore's failures as typed errors."""
+        try:
+            return getattr(self.client, operation)(**request)
+        except Exception as error:
+            if aws.is_aws_error(error):
+                raise _translate(error, model_id) from None
+            raise
 
     def _invoke(self, model_id: str, body: dict) -> dict:
-        response = self._call(
+        response = self.call(
             "invoke_model",
             model_id,
             modelId=model_id,
@@ -115,7 +92,7 @@ class BedrockClient:
     def stream(self, model_id: str, prompt: str, params: TextParams | None = None) -> Iterator[str]:
         params = params or TextParams()
         body = bodies.text_request(model_id, prompt, params)
-        response = self._call(
+        response = self.call(
             "invoke_model_with_response_stream",
             model_id,
             modelId=model_id,
@@ -123,14 +100,27 @@ class BedrockClient:
             contentType="application/json",
             accept="application/json",
         )
-        for event in response["body"]:
+        events = iter(response["body"])
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                return
+            except Exception as error:  # botocore raises a stream's error events as EventStreamError
+                if aws.is_aws_error(error):
+                    raise _translate(error, model_id) from None
+                raise
             if "chunk" in event:
                 text = bodies.stream_text(model_id, json.loads(event["chunk"]["bytes"]))
                 if text:
                     yield text
             else:  # modelStreamErrorException, throttlingException... arrive as events mid-stream
                 name, detail = next(iter(event.items()))
-                raise BedrockError(f"{model_id}: {name}: {detail.get('message', detail)}", name)
+                message = f"{model_id}: {name}: {detail.get('message', detail) if isinstance(detail, dict) else detail}"
+                lowered = name.lower()
+                if lowered in aws.THROTTLED_CODES or lowered in aws.UNAVAILABLE_CODES:
+                    raise ThrottledError(message, name)
+                raise BedrockError(message, name)
 
     def converse(
         self, model_id: str, messages: list[dict], *, system: str | None = None, params: TextParams | None = None
@@ -150,7 +140,7 @@ class BedrockClient:
             request["inferenceConfig"]["stopSequences"] = list(params.stop)
         if system:
             request["system"] = [{"text": system}]
-        response = self._call("converse", model_id, **request)
+        response = self.call("converse", model_id, **request)
         return "".join(part.get("text", "") for part in response["output"]["message"]["content"])
 
     def embed(self, model_id: str, texts: list[str]) -> list[list[float]]:

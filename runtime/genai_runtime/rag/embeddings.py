@@ -66,9 +66,12 @@ def local_embeddings(model_path: str | None = None) -> Embeddings:
 
 
 def bedrock_embeddings(model_id: str = DEFAULT_BEDROCK_MODEL) -> Embeddings:
+    """langchain-aws's Bedrock embeddings on the one shared client (``genai_runtime.aws.client``)."""
     from langchain_aws import BedrockEmbeddings
 
-    return BedrockEmbeddings(model_id=model_id, normalize=True)
+    from .. import aws
+
+    return BedrockEmbeddings(model_id=model_id, normalize=True, client=aws.client("bedrock-runtime"))
 
 
 def _normalized(vector: list[float]) -> list[float]:
@@ -87,9 +90,9 @@ class SageMakerEmbeddings(Embeddings):
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            from .. import aws
 
-            self._client = boto3.client("sagemaker-runtime")
+            self._client = aws.client("sagemaker-runtime")
         return self._client
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

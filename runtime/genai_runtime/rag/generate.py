@@ -3,6 +3,11 @@
 http(s)://HOST[:PORT]   a ``genai serve`` server (POST /invocations, the LMI contract)
 sagemaker:ENDPOINT      a SageMaker LMI endpoint (the same contract)
 bedrock:MODEL_ID        a Bedrock model through the Converse API
+
+The SageMaker and Bedrock generators call through ``genai_runtime.aws.client`` (botocore's adaptive
+retries, bounded, and timeouts; nothing retries again here). A failed call raises a
+``DependencyError`` (``retryable``: throttled or unavailable, 503; otherwise 502); an answer in an
+unexpected shape, or a server that cannot be reached, a ``GenerationError``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import aws
 from ..errors import UsageError
 
 Generator = Callable[[str], str]
@@ -58,15 +64,22 @@ class ServeGenerator:
         request = urllib.request.Request(
             self.url.rstrip("/") + "/invocations", data=body, headers={"Content-Type": "application/json"}
         )
+        import http.client
+
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) only
-                return _generated_text(json.loads(response.read()), self.url)
+                raw = response.read()
         except urllib.error.HTTPError as error:
             raise GenerationError(
                 f"{self.url}: HTTP {error.code}: {error.read()[:300].decode(errors='replace')}"
             ) from None
-        except (urllib.error.URLError, TimeoutError) as error:
+        except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets, bad status lines
             raise GenerationError(f"{self.url}: cannot reach the model server: {error}") from None
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise GenerationError(f"{self.url} answered {raw[:200]!r}, which is not JSON") from None
+        return _generated_text(payload, self.url)
 
 
 @dataclass
@@ -77,16 +90,25 @@ class SageMakerGenerator:
 
     def __call__(self, prompt: str) -> str:
         if self.client is None:
-            import boto3
-
-            self.client = boto3.client("sagemaker-runtime")
-        response = self.client.invoke_endpoint(
-            EndpointName=self.endpoint_name,
-            ContentType="application/json",
-            Accept="application/json",
-            Body=json.dumps({"inputs": prompt, "parameters": self.settings.lmi_parameters()}),
-        )
-        return _generated_text(json.loads(response["Body"].read()), f"sagemaker:{self.endpoint_name}")
+            self.client = aws.client("sagemaker-runtime")
+        origin = f"sagemaker:{self.endpoint_name}"
+        try:
+            response = self.client.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps({"inputs": prompt, "parameters": self.settings.lmi_parameters()}),
+            )
+            raw = response["Body"].read()
+        except Exception as error:
+            if aws.is_aws_error(error):  # ModelError (the container failed), throttling, timeouts...
+                raise aws.dependency_error(error, origin) from None
+            raise
+        try:
+            payload = json.loads(raw)
+        except (ValueError, TypeError):
+            raise GenerationError(f"{origin} answered {raw[:200]!r}, which is not JSON") from None
+        return _generated_text(payload, origin)
 
 
 @dataclass
@@ -96,18 +118,19 @@ class BedrockGenerator:
     client: Any = None  # a boto3 client (boto3 has no type stubs here)
 
     def __call__(self, prompt: str) -> str:
-        if self.client is None:
-            import boto3
+        from ..bedrock.client import BedrockClient
 
-            self.client = boto3.client("bedrock-runtime")
-        response = self.client.converse(
+        # The one Bedrock call path: BedrockClient's typed errors (ThrottledError, ...: DependencyErrors).
+        response = BedrockClient(self.client).call(
+            "converse",
+            self.model_id,
             modelId=self.model_id,
             messages=[{"role": "user", "content": [{"text": prompt}]}],
             inferenceConfig={"maxTokens": self.settings.max_new_tokens, "temperature": self.settings.temperature},
         )
         try:
             return "".join(part.get("text", "") for part in response["output"]["message"]["content"])
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             raise GenerationError(f"bedrock:{self.model_id} answered without output.message.content") from None
 
 
