@@ -119,7 +119,9 @@ def _union(branches: list[dict[str, Any]], path: str) -> dict[str, Any]:
     """``anyOf`` of differently typed branches as one schema with a list of types (draft 4's form of it).
 
     Faithful only when each branch's constraints apply to its own types alone (``pattern`` to a string,
-    ``minimum`` to a number...) and no two constrained branches share a type; anything else is refused.
+    ``minimum`` to a number...) and branches that share a type constrain it alike (``integer`` and
+    ``number`` overlap: an integer bounded like a float, ``StrictInt | StrictFloat`` with the same
+    ``ge``/``le``); anything else is refused.
     """
     merged: dict[str, Any] = {}
     types: list[str] = []
@@ -130,9 +132,15 @@ def _union(branches: list[dict[str, Any]], path: str) -> dict[str, Any]:
         if not kinds:
             raise UnsupportedSchema(f"{path}: a union branch without a type cannot be written in draft 4")
         constrained = set(branch) - {"type", "description", "enum"}
-        shared = set(kinds) & set(types) or (_NUMERIC & set(kinds) and _NUMERIC & set(types))
-        if shared and (constrained or "enum" in branch or bool(set(merged) - {"type", "description", "enum"})):
-            raise UnsupportedSchema(f"{path}: union branches of overlapping types cannot be written in draft 4")
+        shared = set(kinds) & set(types)
+        if _NUMERIC & set(kinds) and _NUMERIC & set(types):
+            shared |= _NUMERIC
+        if shared:
+            relevant = frozenset().union(*(_BY_TYPE[kind] for kind in shared))
+            mine = {key: branch[key] for key in constrained if key in relevant}
+            theirs = {key: value for key, value in merged.items() if key in relevant}
+            if "enum" in branch or "enum" in merged or mine != theirs:
+                raise UnsupportedSchema(f"{path}: union branches of overlapping types cannot be written in draft 4")
         for key in sorted(constrained):
             if not any(key in _BY_TYPE[kind] for kind in kinds):
                 raise UnsupportedSchema(f"{path}: {key!r} in a union branch would constrain its other types too")

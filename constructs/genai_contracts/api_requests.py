@@ -12,20 +12,42 @@ newline (Python's and Java's do; pydantic's does not).
 ``fetch_k`` nearest by relevance minus redundancy, weighted by ``lambda_mult`` (1 = relevance only,
 0 = diversity only); ``hybrid`` fuses BM25 keyword ranking with vector ranking by reciprocal rank
 fusion. ``filter`` keeps only chunks whose metadata equals every given value.
+
+**Sizes.** The character limits are the contract; the byte caps the handlers put on a body
+(``QueryRequest.MAX_BODY_BYTES``, ``InvokeRequest.MAX_BODY_BYTES``) are computed from them, so a body the
+model accepts is never refused for its size, however it is spelt: a character may take
+``MAX_JSON_BYTES_PER_CHAR`` bytes in JSON (an emoji sent ``\\ud83d\\ude00``-escaped, as ``json.dumps``
+writes it by default), plus ``BODY_ALLOWANCE_BYTES`` for the punctuation, the other fields and whitespace.
+``filter_type_problems`` checks filter values against the index's field types (``vector_index.METADATA_TYPES``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 SearchType = Literal["similarity", "mmr", "hybrid"]
-FilterValue = StrictStr | StrictInt | StrictFloat | StrictBool
+MAX_FILTER_VALUE_CHARS = 2048
+"""A string filter value: room for any S3 URI (``s3://`` + a 63-character bucket + a 1,024-byte key)."""
+MAX_FILTER_NUMBER = 2**53 - 1
+MIN_FILTER_NUMBER = -MAX_FILTER_NUMBER
+"""A number filter value: the integers every JSON parser holds exactly (JavaScript's, so the CDK writes the
+bound into the API Gateway model unrounded), inside OpenSearch's ``long``; no NaN or infinity (``1e400``)."""
+FilterValue = (
+    Annotated[StrictStr, Field(max_length=MAX_FILTER_VALUE_CHARS)]
+    | Annotated[StrictInt, Field(ge=MIN_FILTER_NUMBER, le=MAX_FILTER_NUMBER)]
+    | Annotated[StrictFloat, Field(ge=MIN_FILTER_NUMBER, le=MAX_FILTER_NUMBER, allow_inf_nan=False)]
+    | StrictBool
+)
 DEFAULT_SEARCH_TYPE: SearchType = "hybrid"  # bench/results/rag.json (retrieval_quality): best hit@k on the labelled set
 MAX_K = 50
 MAX_FETCH_K = 1000
 MAX_FILTERS = 8
+MAX_FILTER_KEY_CHARS = 64
 FILTER_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 """A metadata field name: an identifier of at most 64 characters (the length is in the pattern, so the
 JSON Schema states it as ``patternProperties``)."""
@@ -38,6 +60,11 @@ NOT_BLANK = r"[^ \t\n\r\x0b\x0c]"
 """Some character that is not ASCII whitespace. Spelt out rather than ``\\S``, whose meaning differs from one
 regex engine to the next (pydantic's Rust engine: Unicode White_Space; Python's ``re``, which jsonschema
 uses: ``str.isspace``; Java's: ASCII only); a question of Unicode spaces only still gets the handler's 400."""
+MAX_JSON_BYTES_PER_CHAR = 12
+"""The longest JSON spelling of one character: a 4-byte UTF-8 character written as an escaped surrogate pair
+(``\\ud83d\\ude00``, 12 bytes); raw it is 4, a ``\\u0000``-escaped control character 6."""
+BODY_ALLOWANCE_BYTES = 4096
+"""Room in a body beyond its long strings: braces, quotes, the field names, numbers, booleans, whitespace."""
 
 
 class SearchOptions(BaseModel):
@@ -47,7 +74,8 @@ class SearchOptions(BaseModel):
 
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 3
     search_type: SearchType = DEFAULT_SEARCH_TYPE
-    fetch_k: Annotated[int, Field(ge=1, le=MAX_FETCH_K)] = 20
+    # Candidates per ranking: 50 measured on bench/data/rag_hard (20 costs hybrid 0.05 hit@3).
+    fetch_k: Annotated[int, Field(ge=1, le=MAX_FETCH_K)] = 50
     lambda_mult: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     filter: dict[Annotated[str, Field(pattern=FILTER_KEY_PATTERN)], FilterValue] = Field(
         default_factory=dict, max_length=MAX_FILTERS
@@ -66,6 +94,13 @@ class QueryRequest(SearchOptions):
     question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK)]
     generate: bool = True
 
+    MAX_BODY_BYTES: ClassVar[int] = (
+        MAX_QUESTION_CHARS * MAX_JSON_BYTES_PER_CHAR
+        + MAX_FILTERS * (MAX_FILTER_KEY_CHARS + 4 + MAX_FILTER_VALUE_CHARS * MAX_JSON_BYTES_PER_CHAR)
+        + BODY_ALLOWANCE_BYTES
+    )
+    """The largest body this model can accept, whatever its spelling: the handler's cap (413 above it)."""
+
     def search_options(self) -> SearchOptions:
         return SearchOptions(**self.model_dump(exclude={"question", "generate"}))
 
@@ -77,3 +112,57 @@ class InvokeRequest(BaseModel):
 
     inputText: Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS, pattern=NOT_BLANK)]  # noqa: N815
     sessionId: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = None  # noqa: N815
+
+    MAX_BODY_BYTES: ClassVar[int] = MAX_INPUT_CHARS * MAX_JSON_BYTES_PER_CHAR + BODY_ALLOWANCE_BYTES
+    """The largest body this model can accept, whatever its spelling (the session id is ASCII, 100 at most)."""
+
+
+_INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (MIN_FILTER_NUMBER, MAX_FILTER_NUMBER)}
+"""OpenSearch's ``integer`` is 32-bit; its ``long`` holds every filter number the model accepts."""
+_FLOAT_MAX = 3.4028234663852886e38  # OpenSearch "float" is IEEE single precision
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_date(value: object) -> bool:
+    if _is_int(value):  # epoch milliseconds
+        return MIN_FILTER_NUMBER <= value <= MAX_FILTER_NUMBER  # type: ignore[operator]
+    if not isinstance(value, str):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def filter_type_problems(filter: Mapping[str, object], field_types: Mapping[str, str]) -> list[str]:
+    """What in ``filter`` an index with ``field_types`` (field -> OpenSearch type) cannot compare, one line each.
+
+    A field without a known type is not checked here (the caller decides about unknown fields).
+    """
+    problems = []
+    for name, value in sorted(filter.items()):
+        kind = field_types.get(name)
+        if kind is None:
+            continue
+        if kind == "keyword":
+            ok, want = isinstance(value, str), "a string"
+        elif kind in _INTEGER_RANGES:
+            low, high = _INTEGER_RANGES[kind]
+            ok, want = _is_int(value) and low <= value <= high, f"an integer from {low} to {high}"  # type: ignore[operator]
+        elif kind == "float":
+            ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and abs(value) <= _FLOAT_MAX  # type: ignore[arg-type]
+            want = "a number"
+        elif kind == "boolean":
+            ok, want = isinstance(value, bool), "true or false"
+        elif kind == "date":
+            ok, want = _is_date(value), "an ISO 8601 date or epoch milliseconds"
+        else:
+            continue
+        if not ok:
+            article = "an" if kind[0] in "aeiou" else "a"
+            problems.append(f"filter.{name}: {name} is {article} {kind} field; give {want}, not {value!r}"[:300])
+    return problems

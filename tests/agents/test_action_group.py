@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -45,14 +46,109 @@ def test_get_all_open_claims_answers_in_bedrocks_shape(claims_table):
 
 
 def test_send_reminders_reaches_policies_renewing_within_n_days(claims_table):
+    from lambdas.claims_action_group import reminder_id
+
     response = call(agent_event("ClaimManagementActionGroup", "/send-reminders", "POST", {}, {"days": 30}))
     receipt = body_of(response)
     assert response["response"]["httpStatusCode"] == 200
     assert receipt["sendReminderStatus"] == "Sent"
     assert receipt["policyHolderIds"] == ["A945123", "A987654"]
     item = claims_table.get_item(Key={"claimId": "claim-006"})["Item"]
-    assert item["lastReminderId"] == receipt["sendReminderTrackingId"]
+    assert item["lastReminderId"] == reminder_id("claim-006", item["policyRenewalDate"])
+    assert item["lastReminderFor"] == item["policyRenewalDate"]
     assert "lastReminderId" not in claims_table.get_item(Key={"claimId": "claim-857"})["Item"]
+
+
+def test_a_retried_send_reminders_sends_nothing_twice_and_answers_the_same_tracking_id(claims_table):
+    from lambdas import claims_action_group
+
+    writes = []
+    real = claims_action_group.table
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def update_item(self, **request):
+            writes.append(request["Key"]["claimId"])
+            assert "attribute_not_exists(lastReminderId)" in request["ConditionExpression"]
+            return self.inner.update_item(**request)
+
+    table = Counting(real())
+    event = agent_event("ClaimManagementActionGroup", "/send-reminders", "POST", {}, {"days": 30})
+    with pytest.MonkeyPatch.context() as patch:  # undone before the fixture clears the real table()'s cache
+        patch.setattr(claims_action_group, "table", lambda: table)
+        first, retry = body_of(call(event)), body_of(call(event))
+    assert first["sendReminderStatus"] == "Sent" and retry["sendReminderStatus"] == "AlreadySent"
+    assert retry["sendReminderTrackingId"] == first["sendReminderTrackingId"]
+    assert retry["policyHolderIds"] == first["policyHolderIds"] == ["A945123", "A987654"]
+    reminded = claims_table.get_item(Key={"claimId": "claim-006"})["Item"]
+    assert sorted(writes) == ["claim-006", "claim-006", "claim-334", "claim-334"]  # the retry's writes refused
+    assert reminded["lastReminderAt"] <= dt.datetime.now(dt.UTC).isoformat()
+    # A wider window reminds only the claims not reminded yet.
+    wider = body_of(call(agent_event("ClaimManagementActionGroup", "/send-reminders", "POST", {}, {"days": 60})))
+    assert wider["sendReminderStatus"] == "Sent"
+    assert wider["sendReminderTrackingId"] != first["sendReminderTrackingId"]
+
+
+def test_one_malformed_claim_item_never_fails_the_others(claims_table):
+    claims_table.put_item(Item={"claimId": "claim-900", "claimStatus": "Open"})  # no policyHolderId
+    claims_table.put_item(Item={"claimId": "claim-901", "claimStatus": "Open", "policyHolderId": 42})
+    claims_table.put_item(
+        Item={
+            "claimId": "claim-902",
+            "claimStatus": "Open",
+            "policyRenewalDate": (dt.date.today() + dt.timedelta(days=2)).isoformat(),
+        }
+    )
+    listed = call(agent_event("ClaimManagementActionGroup", "/claims", "GET", {}, None))
+    assert listed["response"]["httpStatusCode"] == 200
+    assert [c["claimId"] for c in body_of(listed)] == ["claim-006", "claim-111", "claim-857"]
+    sent = call(agent_event("ClaimManagementActionGroup", "/send-reminders", "POST", {}, {"days": 30}))
+    assert sent["response"]["httpStatusCode"] == 200
+    assert body_of(sent)["policyHolderIds"] == ["A945123", "A987654"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ProvisionedThroughputExceededException", 503), ("AccessDeniedException", 502)],
+)
+def test_a_failing_table_is_a_502_or_503_with_a_message(claims_table, code, status):
+    from botocore.exceptions import ClientError
+
+    from lambdas import claims_action_group
+
+    class Failing:
+        def scan(self, **_):
+            raise ClientError({"Error": {"Code": code, "Message": "no"}, "ResponseMetadata": {}}, "Scan")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(claims_action_group, "table", lambda: Failing())
+        response = call(agent_event("ClaimManagementActionGroup", "/claims", "GET", {}, None))
+    assert response["response"]["httpStatusCode"] == status
+    assert code in body_of(response)["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"parameters": "days=3"}, "parameters: Input should be a valid list"),
+        ({"parameters": [{"name": "days"}]}, "parameters.0.type: Field required"),
+        ({"requestBody": {"content": {"application/json": {}}}}, "properties: Field required"),
+        ({"requestBody": {"content": {"application/json": {"properties": [{"name": "days", "value": 3}]}}}}, "value"),
+        ({"requestBody": {"content": []}}, "requestBody.content: Input should be a valid dictionary"),
+        ({"sessionAttributes": {"a": 1}}, "sessionAttributes.a"),
+        ({"agent": "bot"}, "agent: Input should be a valid dictionary"),
+    ],
+)
+def test_malformed_events_get_a_400_naming_the_field(claims_table, change, message):
+    event = {**agent_event("ClaimManagementActionGroup", "/send-reminders", "POST", {}, {"days": 30}), **change}
+    response = call(event)
+    assert response["response"]["httpStatusCode"] == 400
+    assert message in body_of(response)["error"]
 
 
 @pytest.mark.parametrize(

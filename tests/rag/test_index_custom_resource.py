@@ -97,3 +97,44 @@ def test_delete_keeps_the_data_unless_asked(handler):
     assert not [c for c in Domain.sent if c[0] == "DELETE"]
     handler.on_event(event("Delete", RemoveIndex="true"))
     assert [c[:2] for c in Domain.sent if c[0] == "DELETE"] == [("DELETE", "/documents")]
+
+
+def test_an_unknown_request_type_is_a_failure_naming_it(handler):
+    with pytest.raises(handler.InvalidRequest, match="RequestType='Upsert' is not a CloudFormation request type"):
+        handler.on_event(event("Upsert"))
+    assert Domain.sent == []
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"Dimension": "many"}, "Dimension='many' is invalid: give the embedding model's vector size"),
+        ({"IndexName": "My Docs"}, "IndexName='My Docs' is invalid"),
+        ({"MetadataFields": {"year": "text"}}, "MetadataFields"),
+        ({"Shards": "0"}, "Shards='0' is invalid: give an integer from 1 to 1024"),
+        ({"Dimensions": "384"}, "Dimensions is not a property of this resource"),
+    ],
+)
+def test_bad_properties_fail_naming_the_property_and_the_fix_before_any_request(handler, props, message):
+    with pytest.raises(handler.InvalidRequest) as raised:
+        handler.on_event(event("Create", **props))
+    assert message in str(raised.value)
+    assert Domain.sent == []
+
+
+def test_a_delete_with_unreadable_properties_deletes_nothing_and_succeeds(handler):
+    broken = {**event("Delete", Dimension="many", RemoveIndex="true"), "PhysicalResourceId": "https://x/documents"}
+    assert handler.on_event(broken) == {"PhysicalResourceId": "https://x/documents"}
+    assert Domain.sent == []
+
+
+def test_an_opensearch_failure_names_the_request(handler, monkeypatch):
+    def refuse(self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None):
+        Domain.sent.append((method, url, None))
+        if method == "PUT" and url.startswith("/_plugins/_security"):
+            self._raise_error(403, '{"error": "no permissions"}')
+        return 404 if method == "HEAD" else 200, {}, '{"acknowledged": true}'
+
+    monkeypatch.setattr(Domain, "perform_request", refuse)
+    with pytest.raises(handler.IndexRequestFailed, match="PUT /_plugins/_security/api/roles/documents-reader failed"):
+        handler.on_event(event())

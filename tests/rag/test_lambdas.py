@@ -206,10 +206,166 @@ def test_query_generates_through_the_configured_model(query_env, monkeypatch):
         ({"question": "q", "filter": {"year": {"$gt": 2020}}}, "filter.year"),
         ({"question": "q", "search_type": "keyword"}, "search_type: Input should be"),
         ({"question": "q", "temperature": 2}, "temperature: Extra inputs are not permitted"),
-        ("x" * 20000, "over 16384 bytes"),
+        ({"question": "q", "filter": {"year": 12345678901234567890}}, "filter.year"),
+        ('{"question": "q", "filter": {"year": 1e400}}', "filter.year"),
+        ('{"question": "q", "filter": {"year": NaN}}', "NaN is not a JSON number"),
+        ('{"question": "q", "k": ' + "9" * 5000 + "}", "not JSON this API reads"),
+        ("[" * 5000 + "]" * 5000, "not JSON this API reads"),
+        ({"question": "q", "filter": {"source": "s" * 2049}}, "filter.source"),
     ],
 )
 def test_bad_queries_get_400_with_a_message(query_env, body, message):
     status, reply = call(query_env, body)
     assert status == 400
     assert message in reply["message"]
+
+
+def test_the_body_cap_is_the_largest_query_the_model_accepts_in_any_spelling(query_env):
+    from genai_contracts.api_requests import MAX_QUESTION_CHARS, QueryRequest
+
+    emoji = "\U0001f600"  # 4 bytes in UTF-8, 12 as json.dumps writes it (\ud83d\ude00)
+    longest = {"question": emoji * MAX_QUESTION_CHARS, "filter": {"source": emoji * 2048}, "generate": False}
+    for body in (json.dumps(longest), json.dumps(longest, ensure_ascii=False)):
+        assert len(body.encode()) <= QueryRequest.MAX_BODY_BYTES
+        status, reply = call(query_env, body)
+        assert status == 200, reply
+    status, reply = call(query_env, {"question": emoji * (MAX_QUESTION_CHARS + 1)})
+    assert status == 400 and f"at most {MAX_QUESTION_CHARS} characters" in reply["message"]
+    status, reply = call(query_env, " " * QueryRequest.MAX_BODY_BYTES + json.dumps({"question": "q"}))
+    assert status == 413 and f"the largest QueryRequest is {QueryRequest.MAX_BODY_BYTES} bytes" in reply["message"]
+
+
+class MappedIndex:
+    """An OpenSearch-like index: a mapping with typed metadata, and a search that fails as told."""
+
+    embedding_model = "local"
+    index_name = "documents"
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.failure = failure
+        self.searched = 0
+        index = self
+
+        class Indices:
+            def get_mapping(self, index):
+                fields = {"source": {"type": "keyword"}, "year": {"type": "integer"}, "draft": {"type": "boolean"}}
+                return {index: {"mappings": {"properties": {"metadata": {"properties": fields}}}}}
+
+        self.client = SimpleNamespace(indices=Indices())
+        self._index = index
+
+    def metadata_fields(self) -> set[str]:
+        return {"source", "year", "draft"}
+
+    def search(self, question, vector, options):
+        self.searched += 1
+        if self.failure:
+            raise self.failure
+        return []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2021", "year is an integer field; give an integer from -2147483648 to 2147483647, not '2021'"),
+        (True, "not True"),
+        (2**40, "not 1099511627776"),
+        (2.5, "not 2.5"),
+    ],
+)
+def test_filter_values_the_index_mapping_cannot_hold_are_a_400_before_any_search(
+    query_env, monkeypatch, value, message
+):
+    from genai_runtime.rag.chain import RagChain
+
+    index, embeddings = MappedIndex(), query_env.chain().embeddings
+    monkeypatch.setattr(query_env, "chain", lambda: RagChain(index, embeddings))
+    status, reply = call(query_env, {"question": "q", "filter": {"year": value}})
+    assert status == 400 and message in reply["message"] and index.searched == 0
+    status, _ = call(query_env, {"question": "q", "filter": {"year": 2021, "draft": False, "source": "s3://b/k"}})
+    assert status == 200 and index.searched == 1
+
+
+def _opensearch_failures():
+    from opensearchpy.exceptions import AuthorizationException, ConnectionTimeout, TransportError
+
+    return [
+        (ConnectionTimeout("TIMEOUT", "timed out", None), 503),
+        (TransportError(429, "too_many_requests", {}), 503),
+        (AuthorizationException(403, "security_exception", {}), 502),
+        (TransportError(400, "search_phase_execution_exception", {}), 502),
+    ]
+
+
+@pytest.mark.parametrize(("failure", "status"), _opensearch_failures())
+def test_index_failures_are_a_502_or_503_with_a_message(query_env, monkeypatch, failure, status):
+    from genai_runtime.rag.chain import RagChain
+
+    index, embeddings = MappedIndex(failure), query_env.chain().embeddings
+    monkeypatch.setattr(query_env, "chain", lambda: RagChain(index, embeddings))
+    response = query_env.handler(api_event({"question": "q"}), CONTEXT)
+    assert response["statusCode"] == status
+    assert "the index" in json.loads(response["body"])["message"]
+    assert (retry_after(response) is not None) == (status == 503)
+
+
+def retry_after(response: dict) -> str | None:
+    """The Retry-After header of a REST API proxy response (Powertools writes multiValueHeaders)."""
+    values = (response.get("multiValueHeaders") or {}).get("Retry-After") or []
+    return values[0] if values else (response.get("headers") or {}).get("Retry-After")
+
+
+def _client(service: str):
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+@pytest.mark.parametrize(
+    ("code", "http", "status"),
+    [
+        ("ModelError", 424, 502),
+        ("ThrottlingException", 400, 503),
+        ("ServiceUnavailable", 503, 503),
+        ("ValidationError", 400, 502),
+        ("ModelNotReadyException", 429, 503),
+    ],
+)
+def test_embedding_and_model_endpoint_failures_are_a_502_or_503(query_env, monkeypatch, code, http, status):
+    from botocore.stub import Stubber
+
+    from genai_runtime.rag.chain import RagChain
+    from genai_runtime.rag.embeddings import SageMakerEmbeddings
+    from genai_runtime.rag.generate import BedrockGenerator, SageMakerGenerator
+    from lambdas.rag_query import GuardedEmbeddings
+
+    rag = query_env.chain()
+    runtime = _client("sagemaker-runtime")
+    bedrock = _client("bedrock-runtime")
+    failing_embeddings = GuardedEmbeddings(SageMakerEmbeddings("embedder", client=runtime), "sagemaker:embedder")
+    cases = [
+        RagChain(rag.index, failing_embeddings),
+        RagChain(rag.index, rag.embeddings, SageMakerGenerator("llm", client=runtime)),
+        RagChain(rag.index, rag.embeddings, BedrockGenerator("anthropic.claude-3-haiku-20240307-v1:0", client=bedrock)),
+    ]
+    with Stubber(runtime) as sagemaker, Stubber(bedrock) as converse:
+        for _ in range(2):
+            sagemaker.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=http)
+        converse.add_client_error("converse", service_error_code=code, http_status_code=http)
+        for case in cases:
+            monkeypatch.setattr(query_env, "chain", lambda case=case: case)
+            response = query_env.handler(api_event({"question": "What is LoRA?"}), CONTEXT)
+            assert response["statusCode"] == status, response
+            assert code in json.loads(response["body"])["message"]
+            if status == 503:
+                assert int(retry_after(response)) >= 1
+
+
+def test_events_that_are_not_api_gateway_requests_get_a_400_and_other_routes_a_404(query_env):
+    for event in (None, [], "x", {}, {"httpMethod": "POST", "path": 3}, {**api_event({"question": "q"}), "headers": 7}):
+        response = query_env.handler(event, CONTEXT)
+        assert response["statusCode"] == 400 and json.loads(response["body"])["message"]
+    response = query_env.handler({**api_event({"question": "q"}), "httpMethod": "GET"}, CONTEXT)
+    assert response["statusCode"] == 404 and "POST /query" in json.loads(response["body"])["message"]
+    response = query_env.handler({**api_event("e30="), "isBase64Encoded": True}, CONTEXT)  # {} in base64
+    assert response["statusCode"] == 400 and "question: Field required" in json.loads(response["body"])["message"]
