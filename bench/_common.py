@@ -44,6 +44,12 @@ def summary(latencies_s: list[float]) -> dict:
     }
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def machine() -> dict:
     import torch
 

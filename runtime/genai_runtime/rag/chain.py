@@ -1,10 +1,17 @@
-"""Retrieve -> augment -> generate: the answer together with the chunks it stands on."""
+"""Retrieve -> augment -> generate, as an LCEL runnable: the answer with the passages it stands on.
+
+``RagChain.runnable(options)`` is ``{question, sources: IndexRetriever} | prompt | generator``, so it
+composes with any langchain runnable (``.batch``, ``.stream``, callbacks, tracing); calling the
+chain invokes it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel
 
 from genai_contracts.api_requests import MAX_QUESTION_CHARS
 
@@ -12,6 +19,7 @@ from ..errors import UsageError
 from .generate import Generator
 from .index import VectorIndex
 from .prompts import RAG_PROMPT, augment
+from .retrievers import SCORE_KEY, IndexRetriever
 from .search import Retrieved, SearchOptions, unknown_filter_keys
 
 
@@ -43,20 +51,50 @@ class RagChain:
         self.generator = generator
         self.prompt = prompt
 
-    def retrieve(self, question: str, options: SearchOptions | None = None) -> list[Retrieved]:
-        options = options or SearchOptions()
-        question = validate_question(question)
+    def check_filter(self, options: SearchOptions) -> None:
         unknown = unknown_filter_keys(options, self.index.metadata_fields())
         if unknown:
             known = ", ".join(sorted(self.index.metadata_fields())) or "none"
             raise UsageError(f"filter on unknown metadata field(s) {', '.join(unknown)}; known fields: {known}")
-        return self.index.search(question, self.embeddings.embed_query(question), options)
+
+    def retriever(self, options: SearchOptions | None = None) -> IndexRetriever:
+        """The index behind langchain's ``BaseRetriever`` (the filter checked against the index's fields)."""
+        options = options or SearchOptions()
+        self.check_filter(options)
+        return IndexRetriever(index=self.index, embeddings=self.embeddings, options=options)
+
+    def runnable(self, options: SearchOptions | None = None, generate: bool = True) -> Runnable:
+        """question -> ``RagAnswer``; without a generator (or with ``generate=False``) retrieval only."""
+        retrieve = self.retriever(options) | RunnableLambda(_retrieved)
+        gathered = RunnableLambda(validate_question) | RunnableParallel(
+            question=RunnableLambda(lambda question: question), sources=retrieve
+        )
+        if self.generator is None or not generate:
+            return gathered | RunnableLambda(lambda x: RagAnswer(x["question"], x["sources"]))
+        generator = self.generator
+
+        def answer(x: dict) -> RagAnswer:
+            prompt = augment(x["question"], x["sources"], self.prompt)
+            return RagAnswer(x["question"], x["sources"], generator(prompt).strip(), prompt)
+
+        return gathered | RunnableLambda(answer)
+
+    def retrieve(self, question: str, options: SearchOptions | None = None) -> list[Retrieved]:
+        return self(question, options, generate=False).sources
 
     def __call__(self, question: str, options: SearchOptions | None = None, generate: bool = True) -> RagAnswer:
         """Retrieve, and unless ``generate`` is False or there is no generator, answer from the sources."""
         question = validate_question(question)
-        sources = self.retrieve(question, options)
-        if self.generator is None or not generate:
-            return RagAnswer(question, sources)
-        prompt = augment(question, sources, self.prompt)
-        return RagAnswer(question, sources, self.generator(prompt).strip(), prompt)
+        return self.runnable(options, generate).invoke(question)
+
+
+def _retrieved(documents: list[Document]) -> list[Retrieved]:
+    return [
+        Retrieved(
+            str(doc.id),
+            doc.page_content,
+            float(doc.metadata.get(SCORE_KEY, 0.0)),
+            {k: v for k, v in doc.metadata.items() if k != SCORE_KEY},
+        )
+        for doc in documents
+    ]
