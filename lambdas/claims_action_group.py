@@ -6,12 +6,12 @@ the generated file). Claims live in the DynamoDB table ``CLAIMS_TABLE``: ``claim
 ``policyHolderId``, ``claimStatus``, ``policyRenewalDate`` (ISO date).
 
 The event is checked against Bedrock's action-group input format (Bedrock user guide, "Configure
-Lambda functions to send information that an Amazon Bedrock agent elicits from the user"; Powertools'
-``BedrockAgentEvent`` reads the same fields) before the resolver sees it. Bad input (not such an event,
-an unknown path, a missing or ill-typed parameter) gets Bedrock's response shape with an HTTP 4xx status
-and a message the agent can read; a DynamoDB failure a 503 (throttled or unavailable: try again) or 502;
-nothing raises out of the handler. A claim item without the attributes a claim needs is left out of
-the list (and logged), never failing the whole call.
+Lambda functions to send information that an Amazon Bedrock agent elicits from the user"), as
+Powertools' parser model ``BedrockAgentEventModel`` states it, before the resolver sees it. Bad input
+(not such an event, an unknown path, a missing or ill-typed parameter) gets Bedrock's response shape
+with an HTTP 4xx status and a message the agent can read; a DynamoDB failure a 503 (throttled or
+unavailable: try again) or 502; nothing raises out of the handler. A claim item without the attributes
+a claim needs is left out of the list (and logged), never failing the whole call.
 
 A reminder is a conditional write: its id comes from the claim and the renewal date it reminds of, and
 the write happens only if that claim does not hold that id yet. A retried ``sendReminders`` (Bedrock
@@ -32,8 +32,9 @@ from aws_lambda_powertools.event_handler import BedrockAgentResolver, Response, 
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.parser.models import BedrockAgentEventModel
 from boto3.dynamodb.conditions import Attr
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from genai_contracts import names
 from genai_runtime import aws
@@ -199,49 +200,6 @@ def openapi_schema() -> dict:
     )
 
 
-class _Property(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    name: str
-    type: str
-    value: str
-
-
-class _Media(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    properties: list[_Property]
-
-
-class _RequestBody(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    content: dict[str, _Media]
-
-
-class _Agent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    name: str | None = None
-    id: str | None = None
-    alias: str | None = None
-    version: str | None = None
-
-
-class AgentEvent(BaseModel):
-    """Bedrock's action-group input event for an operation of an OpenAPI schema (messageVersion 1.0)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    messageVersion: str  # noqa: N815 - the event's own names
-    actionGroup: str  # noqa: N815
-    apiPath: str  # noqa: N815
-    httpMethod: str  # noqa: N815
-    agent: _Agent | None = None
-    inputText: str | None = None  # noqa: N815
-    sessionId: str | None = None  # noqa: N815
-    parameters: list[_Property] | None = None
-    requestBody: _RequestBody | None = None  # noqa: N815
-    sessionAttributes: dict[str, str] | None = None  # noqa: N815
-    promptSessionAttributes: dict[str, str] | None = None  # noqa: N815
-
-
 _REQUIRED = ("actionGroup", "apiPath", "httpMethod", "messageVersion")
 
 
@@ -273,7 +231,7 @@ def event_problem(event: object) -> str | None:
     if missing:
         return f"not a Bedrock agent action-group event: missing {', '.join(missing)}"
     try:
-        AgentEvent.model_validate(event)
+        BedrockAgentEventModel.model_validate(event, strict=True)  # Powertools' model of Bedrock's input event
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return f"not a Bedrock agent action-group event: {problems}"[:1000]

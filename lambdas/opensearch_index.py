@@ -77,7 +77,7 @@ Integer = Annotated[int, BeforeValidator(_integer)]
 Boolean = Annotated[bool, BeforeValidator(_boolean)]
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = rf"^{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?$"
-_INDEX = r'^[a-z0-9][^A-Z\\/*?"<>| ,#:]{0,254}$'
+_INDEX = r'^[a-z0-9][^A-Z\\/*?"<>|\s,#:\x00-\x1f]{0,254}$'
 _ARN = r"^arn:aws[a-z-]*:[a-z0-9-]+::[0-9]{12}:\S{1,1900}$"
 _FIXES = {
     "Endpoint": "the domain's endpoint host, without https:// (Domain.domain_endpoint)",
@@ -111,6 +111,13 @@ class IndexProperties(BaseModel):
     ReaderRoleArns: list[Annotated[str, Field(pattern=_ARN)]] | None = None  # noqa: N815
     WriterRoleArns: list[Annotated[str, Field(pattern=_ARN)]] | None = None  # noqa: N815
     RemoveIndex: Boolean = False  # noqa: N815
+
+    @field_validator("IndexName")
+    @classmethod
+    def _lowercase(cls, value: str) -> str:
+        if value != value.lower():
+            raise ValueError("OpenSearch index names are lowercase")
+        return value
 
     @field_validator("SpaceType")
     @classmethod

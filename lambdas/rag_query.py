@@ -97,16 +97,33 @@ def _opensearch_error(error: BaseException) -> DependencyError | None:
     return None
 
 
-@lru_cache(maxsize=4)
+_FIELD_TYPES: dict[int, tuple[Any, dict[str, str] | None]] = {}
+
+
 def field_types(index: Any) -> dict[str, str] | None:
-    """An OpenSearch index's metadata field types, from its mapping; None for an index that declares none (FAISS)."""
+    """The index's metadata field types (an OpenSearch index's mapping says them), read once per index;
+    None for an index that declares none (FAISS)."""
+    held = _FIELD_TYPES.get(id(index))
+    if held is not None and held[0] is index:
+        return held[1]
+    declared = getattr(index, "metadata_types", None)
     client, name = getattr(index, "client", None), getattr(index, "index_name", None)
-    if client is None or not name:
-        return None
-    mapping = client.indices.get_mapping(index=name)
-    properties = next(iter(mapping.values()))["mappings"]["properties"]
-    fields = properties.get(METADATA_FIELD, {}).get("properties", {})
-    return {field: spec["type"] for field, spec in fields.items() if isinstance(spec, dict) and "type" in spec}
+    if callable(declared):
+        types: dict[str, str] | None = dict(declared())
+    elif client is None or not name:
+        types = None
+    else:
+        mapping = client.indices.get_mapping(index=name)
+        properties = next(iter(mapping.values()))["mappings"]["properties"]
+        fields = properties.get(METADATA_FIELD, {}).get("properties", {})
+        types = {field: spec["type"] for field, spec in fields.items() if isinstance(spec, dict) and "type" in spec}
+    if len(_FIELD_TYPES) >= 8:
+        _FIELD_TYPES.clear()
+    _FIELD_TYPES[id(index)] = (index, types)
+    return types
+
+
+field_types.cache_clear = _FIELD_TYPES.clear  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=1)

@@ -79,7 +79,7 @@ def garbage_events(draw):
     return draw(proxy_events("/invoke", text))
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=700)
 @given(event=garbage_events())
 def test_client_garbage_gets_a_4xx_with_a_message_never_an_exception(agent, event):
     module, _ = agent
@@ -146,7 +146,7 @@ failures = st.one_of(
 )
 
 
-@settings(SETTINGS, max_examples=250)
+@settings(SETTINGS, max_examples=300)
 @given(failure=failures, body=valid_body)
 def test_agent_failures_are_a_502_or_503_with_a_message(agent, failure, body):
     module, reply = agent

@@ -129,7 +129,7 @@ def garbage_events(draw):
     return draw(anything)
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=500)
 @given(event=garbage_events())
 def test_client_garbage_gets_a_4xx_in_bedrocks_shape_never_an_exception(claims, event):
     module, _ = claims

@@ -110,7 +110,7 @@ def garbage_events(draw):
     return event
 
 
-@settings(SETTINGS, max_examples=500)
+@settings(SETTINGS, max_examples=800)
 @given(event=garbage_events(), exists=st.booleans())
 def test_bad_events_fail_with_a_message_naming_the_fix_never_another_exception(index, event, exists):
     from genai_contracts.vector_index import index_body
@@ -124,7 +124,7 @@ def test_bad_events_fail_with_a_message_naming_the_fix_never_another_exception(i
         assert result == "InvalidRequest"
 
 
-@settings(SETTINGS, max_examples=200)
+@settings(SETTINGS, max_examples=300)
 @given(
     request=st.sampled_from(["Create", "Update", "Delete"]),
     exists=st.booleans(),

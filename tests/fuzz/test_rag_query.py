@@ -174,7 +174,7 @@ def garbage_events(draw):
     return draw(proxy_events("/query", text))
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=800)
 @given(event=garbage_events())
 def test_client_garbage_gets_a_4xx_with_a_message_never_an_exception(query, event):
     module, _ = query
@@ -212,7 +212,7 @@ def opensearch_failure(kind: str) -> tuple[BaseException, int]:
     }[kind]
 
 
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=500)
 @given(body=valid_query, failure=failures, data=st.data())
 def test_dependency_failures_are_a_502_or_503_with_a_message(query, body, failure, data):
     from genai_runtime.rag.chain import RagChain

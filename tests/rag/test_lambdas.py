@@ -369,3 +369,31 @@ def test_events_that_are_not_api_gateway_requests_get_a_400_and_other_routes_a_4
     assert response["statusCode"] == 404 and "POST /query" in json.loads(response["body"])["message"]
     response = query_env.handler({**api_event("e30="), "isBase64Encoded": True}, CONTEXT)  # {} in base64
     assert response["statusCode"] == 400 and "question: Field required" in json.loads(response["body"])["message"]
+
+
+def full_rest_event(body: dict) -> dict:
+    """A REST API proxy event with every field API Gateway sends (Powertools' ``APIGatewayProxyEventModel``)."""
+    event = api_event(body)
+    event["requestContext"] = {
+        **event["requestContext"],
+        "accountId": "123456789012",
+        "apiId": "abc123",
+        "protocol": "HTTP/1.1",
+        "requestTime": "01/Dec/2026:10:00:00 +0000",
+        "requestTimeEpoch": 1796119200000,
+        "resourceId": "r1",
+        "identity": {"sourceIp": "10.0.0.1", "userAgent": "test"},
+    }
+    return event
+
+
+def test_the_proxy_check_is_a_subset_of_powertools_model_of_the_event(query_env):
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+
+    from lambdas._requests import ProxyEvent, proxy_event_problem
+
+    assert set(ProxyEvent.model_fields) <= set(APIGatewayProxyEventModel.model_fields)
+    event = full_rest_event({"question": "What is LoRA?", "generate": False})
+    APIGatewayProxyEventModel.model_validate(event)
+    assert proxy_event_problem(event) is None
+    assert query_env.handler(event, CONTEXT)["statusCode"] == 200
