@@ -149,7 +149,9 @@ def parse(body: str | None) -> QueryRequest:
 def _answer(request: QueryRequest) -> dict:
     try:
         rag = chain()
-    except (ConfigurationError, UsageError) as problem:  # the function's environment, not the request
+    except Exception as problem:  # the function's environment (settings, region, credentials), not the request
+        if not isinstance(problem, (ConfigurationError, UsageError)) and not aws.is_aws_error(problem):
+            raise
         logger.exception("the function is misconfigured")
         raise ConfigurationError(f"the query function is misconfigured: {problem}") from None
     try:

@@ -397,3 +397,17 @@ def test_the_proxy_check_is_a_subset_of_powertools_model_of_the_event(query_env)
     APIGatewayProxyEventModel.model_validate(event)
     assert proxy_event_problem(event) is None
     assert query_env.handler(event, CONTEXT)["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INDEX_URL", "", "INDEX_URL is not set"),
+        ("EMBEDDINGS", "word2vec", "not word2vec"),
+        ("GENERATOR", "ftp://model", "generate='ftp://model' is invalid"),
+    ],
+)
+def test_a_misconfigured_function_is_a_500_with_a_message(query_env, monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    status, reply = call(query_env, {"question": "What is LoRA?"})
+    assert status == 500 and "misconfigured" in reply["message"] and message in reply["message"]
