@@ -133,3 +133,20 @@ def test_defaults_are_the_measured_ones(size):
     from genai_runtime.cli import rag as cli
 
     assert (cli.CHUNK_SIZE, cli.CHUNK_OVERLAP) == (size, DEFAULT_CHUNK_OVERLAP)
+
+
+def test_html_is_cut_at_its_headings_like_markdown(tmp_path):
+    from genai_runtime.rag.documents import load_file
+
+    page = tmp_path / "guide.html"
+    page.write_text(
+        "<html><head><title>T</title><script>var x;</script></head><body><h1>Guide</h1><p>Intro <b>bold</b> "
+        + "text. " * 40
+        + "</p><h2>Setup</h2><p>Run it.<br>Then this.</p><pre># not a heading\n  x = 1</pre></body></html>",
+        encoding="utf-8",
+    )
+    chunks = split_documents(load_file(page), chunk_size=200, chunk_overlap=20)
+    setup = next(c for c in chunks if "Run it." in c.text)
+    assert setup.text.startswith("Guide > Setup\n\nRun it.\nThen this.")
+    assert "```\n# not a heading\n  x = 1\n```" in setup.text and "var x" not in " ".join(c.text for c in chunks)
+    assert chunks[0].text.startswith("Guide\n\nIntro bold text.")
