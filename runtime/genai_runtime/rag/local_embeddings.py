@@ -49,7 +49,7 @@ class ModelFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         modules = _read_json(path / "modules.json", {})
-        kinds = [m.get("type", "") for m in modules] if isinstance(modules, list) else []
+        kinds: list[str] = [m.get("type", "") for m in modules] if isinstance(modules, list) else []
         pooling_dir = next(
             (path / m["path"] for m in modules if isinstance(modules, list) and m.get("type", "").endswith("Pooling")),
             path / "1_Pooling",

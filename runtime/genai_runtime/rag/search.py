@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genai_contracts.api_requests import DEFAULT_SEARCH_TYPE, MAX_K, FilterValue, SearchOptions, SearchType
+from genai_contracts.api_requests import MAX_K, FilterValue, SearchOptions, SearchType
 
 __all__ = [
-    "DEFAULT_SEARCH_TYPE",
     "MAX_K",
     "RRF_K",
     "FilterValue",
