@@ -10,7 +10,7 @@ import pytest
 from genai_runtime.errors import UsageError
 from genai_runtime.rag.chunking import chunk_id, split_documents
 from genai_runtime.rag.documents import find_documents, load_file
-from genai_runtime.rag.faiss_index import CHUNKS_FILE, FaissIndex
+from genai_runtime.rag.faiss_index import CHUNKS_FILE, CURRENT_FILE, LOCK_FILE, VECTORS_FILE, FaissIndex
 from genai_runtime.rag.ingest import ingest_paths
 
 
@@ -28,11 +28,16 @@ def test_reingest_changes_nothing_and_edits_update_only_what_changed(embeddings,
     assert counts(again) == (0, 0, first.added, 0)
     assert len(FaissIndex.open(path, "local")) == first.added
 
-    # Edit the last paragraph of one file: only its last chunk changes.
+    # Edit the last paragraph of one file: only the chunks of its last passage change (its windows
+    # each carry the passage's text).
     lora = corpus_copy / "lora.md"
+    held = index.get_by_ids(list(index.chunk_hashes(str(lora.resolve()))))
+    last = max(chunk.metadata["passage"] for chunk in held)
+    in_last = sum(chunk.metadata["passage"] == last for chunk in held)
+    assert in_last >= 1
     lora.write_text(lora.read_text().replace("without extra latency", "with no extra latency at all"))
     edited = ingest_paths([corpus_copy], FaissIndex.open(path, "local"), embeddings)
-    assert counts(edited) == (0, 1, first.added - 1, 0)
+    assert counts(edited) == (0, in_last, first.added - in_last, 0)
 
     # Shrink a file to one chunk: its surplus chunks are deleted.
     held = len(FaissIndex.open(path, "local").chunk_hashes(str(lora.resolve())))
@@ -99,9 +104,9 @@ def test_chunk_ids_derive_from_source_and_position(tmp_path):
     (tmp_path / "a.txt").write_text("word " * 400)
     documents = load_file(tmp_path / "a.txt", source="s3://bucket/a.txt")
     chunks = split_documents(documents, chunk_size=512, chunk_overlap=100)
-    assert len(chunks) == 5
-    assert [c.id for c in chunks] == [chunk_id("s3://bucket/a.txt", n) for n in range(5)]
-    assert len({c.id for c in chunks}) == 5
+    assert sorted({c.metadata["passage"] for c in chunks}) == [0, 1, 2, 3, 4]  # 5 passages, some in 2 windows
+    assert [c.id for c in chunks] == [chunk_id("s3://bucket/a.txt", n) for n in range(len(chunks))]
+    assert len({c.id for c in chunks}) == len(chunks)
     assert all(len(c.text) <= 512 for c in chunks)
     assert chunks == split_documents(documents, chunk_size=512, chunk_overlap=100)
 
@@ -131,9 +136,12 @@ def test_unsupported_or_missing_paths_are_refused(tmp_path):
 
 def test_the_index_is_json_and_faiss_never_pickle_and_refuses_other_embeddings(corpus_index):
     files = sorted(p.name for p in corpus_index.path.iterdir())
-    assert files == [CHUNKS_FILE, "index.faiss"]
-    saved = json.loads((corpus_index.path / CHUNKS_FILE).read_text())
+    assert files == [LOCK_FILE, CURRENT_FILE, "gen-1"]  # one save: one generation
+    assert (corpus_index.path / CURRENT_FILE).read_text() == "gen-1\n"
+    assert sorted(p.name for p in (corpus_index.path / "gen-1").iterdir()) == [CHUNKS_FILE, VECTORS_FILE]
+    saved = json.loads((corpus_index.path / "gen-1" / CHUNKS_FILE).read_text())
     assert saved["embedding_model"] == "local" and saved["dimension"] == 384
+    assert saved["format"] == 2 and saved["count"] == len(saved["chunks"]) == len(corpus_index)
     with pytest.raises(UsageError, match="built with embeddings=local, not bedrock:amazon.titan"):
         FaissIndex.open(corpus_index.path, "bedrock:amazon.titan-embed-text-v2:0")
     with pytest.raises(UsageError, match="no index here"):

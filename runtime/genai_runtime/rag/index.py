@@ -25,7 +25,8 @@ class VectorIndex(Protocol):
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None: ...
 
-    def delete(self, ids: Sequence[str]) -> None: ...
+    def delete(self, ids: Sequence[str]) -> bool | None:
+        """Remove these chunks; ids the index does not hold are ignored (``FaissIndex`` returns True)."""
 
     def search(self, question: str, vector: Sequence[float], options: SearchOptions) -> list[Retrieved]: ...
 

@@ -435,33 +435,47 @@ def ingest_paths(
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
     progress: bool = False,
 ) -> IngestReport:
-    """Ingest files and folders; a file that cannot be read is reported, the rest go on."""
+    """Ingest files and folders; a file that cannot be read is reported, the rest go on.
+
+    A file fails alone (``IngestReport.failed`` says why) when it cannot be parsed or its sidecar
+    ``NAME.metadata.json`` is not valid; the chunks it had in the index stay as they were. A FAISS
+    folder is locked from planning to save, so two ingests into one folder run one after the other
+    and the second starts from what the first saved."""
     from tqdm.auto import tqdm
 
-    from .documents import UnsupportedDocument
+    from ..errors import UsageError
 
     validate_chunking(chunk_size, chunk_overlap)
     files = find_documents(paths)
-    plans, failed = [], {}
-    for path in tqdm(files, desc="chunking", unit="file", disable=not progress):
-        source = str(path)
-        try:
-            chunks = split_documents(load_file(path), chunk_size, chunk_overlap)
-        except UnsupportedDocument as error:
-            failed[source] = str(error)
-            continue
-        plans.append(plan_source(index, source, chunks))
-    report = apply_plans(index, embeddings, plans)
-    report.failed.update(failed)
-    # Sources under a folder given now that no longer exist there: their files were deleted.
-    seen = {str(path) for path in files}
-    roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-    for source in sorted(index.sources() - seen):
-        if (
-            source not in failed
-            and any(Path(source).is_relative_to(root) for root in roots)
-            and not Path(source).exists()
-        ):
-            report.deleted += remove_source(index, source)
-    index.save()
+    with _writing(index):
+        plans, failed = [], {}
+        for path in tqdm(files, desc="chunking", unit="file", disable=not progress):
+            source = str(path)
+            try:
+                chunks = split_documents(load_file(path), chunk_size, chunk_overlap)
+            except UsageError as error:  # unreadable (UnsupportedDocument) or bad sidecar metadata
+                failed[source] = str(error)
+                continue
+            plans.append(plan_source(index, source, chunks))
+        report = apply_plans(index, embeddings, plans)
+        report.failed.update(failed)
+        # Sources under a folder given now that no longer exist there: their files were deleted.
+        seen = {str(path) for path in files}
+        roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+        for source in sorted(index.sources() - seen):
+            if (
+                source not in failed
+                and any(Path(source).is_relative_to(root) for root in roots)
+                and not Path(source).exists()
+            ):
+                report.deleted += remove_source(index, source)
+        index.save()
     return report
+
+
+def _writing(index: VectorIndex):
+    """The index's writer lock where it has one (a FAISS folder: ``FaissIndex.locked``); none for a server."""
+    from contextlib import nullcontext
+
+    locked = getattr(index, "locked", None)
+    return locked() if callable(locked) else nullcontext()
