@@ -26,7 +26,8 @@ PDF_SUFFIXES = frozenset({".pdf"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 SIDECAR_SUFFIX = ".metadata.json"
 MetadataValue = str | int | float | bool
-RESERVED_KEYS = frozenset({"source", "page", "chunk", "start_index", "content_hash"})  # set by load_file/chunking
+# Set by loading and chunking: a user's value would be overwritten.
+RESERVED_KEYS = frozenset({"source", "page", "chunk", "passage", "section", "start_index", "content_hash"})
 MAX_KEY_LENGTH = 128
 _INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")  # canonical, ASCII, at most 18 digits: fits a 64-bit long
 
