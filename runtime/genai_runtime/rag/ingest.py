@@ -308,10 +308,14 @@ def _apply_generations(
             p.report.rows_written += 1
     if pending:
         index.refresh()
+    deleted = 0
     for p in plans:
         doomed = _doomed(p, p.rows if p.stale else index.rows(p.source))
         index.delete_rows(doomed)
         p.report.rows_deleted += len(doomed)
+        deleted += len(doomed)
+    if deleted:
+        index.refresh()
 
 
 def _no_deadline() -> None:

@@ -389,7 +389,7 @@ class OpenSearchIndex:
             aggregation = response["aggregations"]["sources"]
             found.update(bucket["key"]["source"] for bucket in aggregation["buckets"])
             after = aggregation.get("after_key")
-            if not aggregation["buckets"] or after is None:
+            if len(aggregation["buckets"]) < SOURCES_PAGE or after is None:
                 return found
 
     def metadata_fields(self) -> set[str]:
@@ -431,8 +431,9 @@ class OpenSearchIndex:
         if row.chunk is None:
             state = STATE_DELETED if row.deleted else STATE_PRESENT
             return {METADATA_FIELD: {"source": row.source, STATE_FIELD: state, **bookkeeping}}
-        # The chunk's own metadata first: a user field can never overwrite the bookkeeping.
-        metadata = {**row.chunk.metadata, CHUNK_ID_FIELD: row.chunk.id, **bookkeeping}
+        # A user field of a bookkeeping name never reaches the row (a "state" would make it a state row).
+        own = {key: value for key, value in row.chunk.metadata.items() if key not in BOOKKEEPING_FIELDS}
+        metadata = {**own, CHUNK_ID_FIELD: row.chunk.id, **bookkeeping}
         return {VECTOR_FIELD: list(row.vector or ()), TEXT_FIELD: row.chunk.text, METADATA_FIELD: metadata}
 
     def delete_rows(self, handles: Sequence[str]) -> None:
@@ -444,7 +445,8 @@ class OpenSearchIndex:
         response = self.client.bulk(body=actions)
         if not response.get("errors"):
             return
-        rejected, failed = [], []
+        rejected: list[str] = []
+        failed: list[str] = []
         for item in response.get("items", []):
             (operation, result), *_ = item.items()
             status = result.get("status", 200)
@@ -490,6 +492,7 @@ class OpenSearchIndex:
                 sort = [{f"{METADATA_FIELD}.{ROW_ID_FIELD}": "asc"}]
                 handles += [hit["_id"] for hit in self._scan(pit, query, sort, False)]
         self.delete_rows(handles)
+        self.refresh()
 
     def save(self) -> None:
         """Nothing to do: every bulk request is durable when OpenSearch acknowledges it."""
