@@ -430,15 +430,27 @@ class RagConfig(_Strict):
     embeddings: EmbeddingsConfig
     # "inference-endpoint": this environment's LMI endpoint; "bedrock:MODEL_ID"; absent: retrieval only.
     generator: str | None = Field(None, pattern=r"^(inference-endpoint|bedrock:[a-z0-9-]+\.[A-Za-z0-9.:_-]+)$")
+    documents_prefix: str = "documents/"
+    """Where the ingestion pipeline reads its bucket (a knowledge base reads ``knowledge-base/``: disjoint)."""
     chunk_size: int = Field(512, ge=1, le=100_000)
     chunk_overlap: int = Field(100, ge=0)
     max_concurrency: int = Field(5, ge=2, le=1000)
     throttle_rate_limit: float = Field(50, gt=0, le=10_000)
     throttle_burst_limit: int = Field(100, ge=1, le=5000)
     waf: bool = False
+    default_search_type: Literal["similarity", "mmr", "hybrid"] | None = None
+    """What a query naming no ``search_type`` runs; unset: hybrid on a domain, similarity on Serverless."""
 
     @model_validator(mode="after")
     def _valid(self) -> RagConfig:
+        from genai_cdk.ingestion_pipeline import IngestionPipeline
+
+        IngestionPipeline.validate_prefix(self.documents_prefix)
+        if self.default_search_type == "hybrid" and self.vector_store.deployment == "serverless":
+            raise ValueError(
+                "default_search_type: hybrid needs a managed domain (search pipelines); "
+                "OpenSearch Serverless runs similarity or mmr"
+            )
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
         if self.embeddings.build().dimension != self.vector_store.dimension:

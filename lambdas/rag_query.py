@@ -143,7 +143,14 @@ def error(status: int, message: str) -> Response:
 
 
 def parse(body: str | None) -> QueryRequest:
-    return parse_json_body(body, QueryRequest, MAX_BODY_BYTES, '{"question": "..."}')
+    request = parse_json_body(body, QueryRequest, MAX_BODY_BYTES, '{"question": "..."}')
+    default = os.environ.get(names.DEFAULT_SEARCH_TYPE)  # the store's (RagApi sets it): Serverless has no hybrid
+    if default and "search_type" not in request.model_fields_set:
+        try:
+            request = QueryRequest.model_validate({**request.model_dump(), "search_type": default})
+        except ValueError:
+            raise ConfigurationError(f"{names.DEFAULT_SEARCH_TYPE}={default!r} is not a search type") from None
+    return request
 
 
 def _answer(request: QueryRequest) -> dict:

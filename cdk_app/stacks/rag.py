@@ -12,6 +12,8 @@ from genai_cdk import IngestionPipeline, KnowledgeBase, LmiEndpoint, RagApi, Tex
 from ..config import EnvironmentConfig
 from .base import EnvironmentStack
 
+KNOWLEDGE_BASE_PREFIX = "knowledge-base/"
+
 
 class RagStack(EnvironmentStack):
     def __init__(
@@ -46,6 +48,7 @@ class RagStack(EnvironmentStack):
             vector_store=self.vector_store,
             vpc=vpc,
             embeddings=embeddings,
+            documents_prefix=rag.documents_prefix,
             chunk_size=rag.chunk_size,
             chunk_overlap=rag.chunk_overlap,
             max_concurrency=rag.max_concurrency,
@@ -64,20 +67,23 @@ class RagStack(EnvironmentStack):
             generator=generator,
             throttle=Throttle(rag.throttle_rate_limit, rag.throttle_burst_limit),
             waf=rag.waf,
+            default_search_type=rag.default_search_type,
         )
         self.knowledge_base = None
         if config.agents is not None and config.agents.knowledge_base:
             # Beside its store (it could live in the agents stack as well: a role from another stack gets its own
-            # data-access policy on its side of the reference).
+            # data-access policy on its side of the reference). It reads KNOWLEDGE_BASE_PREFIX of the documents
+            # bucket, the ingestion pipeline rag.documents_prefix: never the same objects (checked at synth).
             self.knowledge_base = KnowledgeBase(
                 self,
                 "KnowledgeBase",
                 vector_store=self.vector_store,
                 documents=self.ingestion.bucket,
-                documents_prefix="knowledge-base/",
+                documents_prefix=KNOWLEDGE_BASE_PREFIX,
                 embedding_model_id=embeddings_model_id(rag),
             )
         CfnOutput(self, "DocumentsBucket", value=self.ingestion.bucket.bucket_name)
+        CfnOutput(self, "DocumentsPrefix", value=rag.documents_prefix or "(the whole bucket)")
         CfnOutput(self, "QueryUrl", value=self.api.url)
         CfnOutput(self, "IndexUrl", value=self.vector_store.index_url)
 

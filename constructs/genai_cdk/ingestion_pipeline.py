@@ -1,17 +1,26 @@
 """``IngestionPipeline``: documents dropped into S3 are chunked, embedded and indexed.
 
-S3 (KMS, TLS-only, versioned, access-logged) -> notifications for created and removed objects ->
-SQS (KMS) with a dead-letter queue -> a Lambda in the VPC running ``lambdas.rag_ingest`` with
-partial batch responses -> the ``VectorStore``. A message SQS fails to process ``max_receive_count``
-times lands in the DLQ; a poison document is sent there at once with the reason. An alarm fires on
-any message in the DLQ.
+S3 (KMS, TLS-only, versioned, access-logged) -> notifications for created and removed objects under
+``documents_prefix`` -> SQS (KMS) with a dead-letter queue -> a Lambda in the VPC running
+``lambdas.rag_ingest`` with partial batch responses -> the ``VectorStore``. A message SQS fails to
+process ``max_receive_count`` times lands in the DLQ; a poison document is sent there at once with the
+reason. An alarm fires on any message in the DLQ.
+
+The function reads exactly the object version each notification names (``s3:GetObjectVersion``) and
+records it with the event's sequencer, so late and concurrent deliveries cannot leave an older version
+indexed; on an OpenSearch Serverless store it re-sends a notification to its own queue, delayed, to
+reconcile what the collection's refresh interval hid (``sqs:SendMessage`` on that queue).
+
+Another indexer on the same bucket (a ``KnowledgeBase``) must read a prefix disjoint from
+``documents_prefix``: the two write different layouts, and one document indexed twice would answer
+twice. ``KnowledgeBase`` checks it at synth time (``overlapping_prefix``).
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import CfnResource, Duration, Stack
+from aws_cdk import CfnResource, Duration, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
@@ -37,6 +46,30 @@ from .storage import prefer_bucket_policy_access_logs, secure_bucket
 from .vector_store import VectorStore
 
 FUNCTION_TIMEOUT = Duration.minutes(5)
+_MAX_PREFIX = 512
+
+
+def prefixes_overlap(first: str, second: str) -> bool:
+    """Whether some key lies under both prefixes ("" is the whole bucket)."""
+    return first.startswith(second) or second.startswith(first)
+
+
+def overlapping_prefix(scope: Construct, bucket: s3.IBucket, prefix: str) -> str | None:
+    """The ``documents_prefix`` of an ``IngestionPipeline`` of ``scope``'s app on ``bucket`` that ``prefix``
+    overlaps, or None."""
+    root = scope.node.root
+    for found in root.node.find_all():
+        if isinstance(found, IngestionPipeline) and _same_bucket(found.bucket, bucket):
+            if prefixes_overlap(found.documents_prefix, prefix):
+                return found.documents_prefix
+    return None
+
+
+def _same_bucket(first: s3.IBucket, second: s3.IBucket) -> bool:
+    if first.node.path == second.node.path:
+        return True
+    names = (first.bucket_name, second.bucket_name)
+    return not any(Token.is_unresolved(name) for name in names) and names[0] == names[1]
 
 
 class IngestionPipeline(Construct):
@@ -58,6 +91,7 @@ class IngestionPipeline(Construct):
         vector_store: VectorStore,
         vpc: ec2.IVpc,
         embeddings: EmbeddingModel,
+        documents_prefix: str = "",
         chunk_size: int = 512,
         chunk_overlap: int = 100,
         batch_size: int = 5,
@@ -71,6 +105,8 @@ class IngestionPipeline(Construct):
         :param vector_store: where chunks are indexed (the function gets ``grant_write``).
         :param vpc: the function runs in its private subnets (the vector store is only reachable there).
         :param embeddings: ``EmbeddingModel.sagemaker(...)`` or ``.bedrock(...)``; its dimension must match the store's.
+        :param documents_prefix: index only keys under this prefix (e.g. ``documents/``); default the whole
+            bucket. Keep it disjoint from any other indexer's prefix on the bucket (a ``KnowledgeBase``).
         :param chunk_size: characters per chunk (the book: 512).
         :param chunk_overlap: characters shared by neighbouring chunks (the book: 100).
         :param batch_size: SQS messages per invocation.
@@ -86,6 +122,8 @@ class IngestionPipeline(Construct):
         self.validate_props(
             vector_store, embeddings, chunk_size, chunk_overlap, batch_size, max_receive_count, max_concurrency
         )
+        self.validate_prefix(documents_prefix)
+        self.documents_prefix = documents_prefix
         vector_store.require_grantable_from(self)
         stack = Stack.of(self)
         self.key = encryption_key or vector_store.key
@@ -113,8 +151,9 @@ class IngestionPipeline(Construct):
             visibility_timeout=Duration.seconds(FUNCTION_TIMEOUT.to_seconds() * 6),  # AWS: 6x the function timeout
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
         )
+        filters = [s3.NotificationKeyFilter(prefix=documents_prefix)] if documents_prefix else []
         for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
-            self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue))
+            self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue), *filters)
         notifications = self.bucket.node.try_find_child("Notifications")
         if notifications is not None:  # cfn-lint W3005: aws-cdk-lib's DependsOn the queue it also GetAtts
             cast(CfnResource, notifications.node.default_child).add_metadata(
@@ -135,6 +174,7 @@ class IngestionPipeline(Construct):
                 names.CHUNK_SIZE: str(chunk_size),
                 names.CHUNK_OVERLAP: str(chunk_overlap),
                 names.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+                names.INGEST_QUEUE_URL: self.queue.queue_url,
                 names.POWERTOOLS_SERVICE_NAME: names.RAG_INGEST_SERVICE,
             },
         )
@@ -144,15 +184,24 @@ class IngestionPipeline(Construct):
             )
         )
         role = cast(iam.IRole, self.function.role)  # a Function always has one (it creates it)
-        # HeadObject needs ListBucket to tell a deleted object (404) from a forbidden one (403).
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
+        # HeadObject needs ListBucket (ListBucketVersions with a VersionId) to tell a deleted object (404) from a
+        # forbidden one (403).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[self.bucket.bucket_arn])
+        )
         allow(
             role,
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects("*")]),
-            "The function reads whichever document lands in its own bucket: objects are not known in advance.",
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects(f"{documents_prefix}*")],
+            ),
+            "The function reads whichever document (and version) lands under its prefix: objects are not known "
+            "in advance.",
         )
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn])
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn, self.queue.queue_arn]
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -192,6 +241,17 @@ class IngestionPipeline(Construct):
         require_int("batch_size", batch_size, minimum=1, maximum=10)
         require_int("max_receive_count", max_receive_count, minimum=1, maximum=1000)
         require_int("max_concurrency", max_concurrency, minimum=2, maximum=1000)
+
+    @staticmethod
+    def validate_prefix(documents_prefix) -> None:
+        if not isinstance(documents_prefix, str) or len(documents_prefix) > _MAX_PREFIX:
+            raise invalid(
+                "documents_prefix", documents_prefix, f"give a key prefix of at most {_MAX_PREFIX} characters."
+            )
+        if documents_prefix.startswith("/") or any(ord(c) < 32 for c in documents_prefix):
+            raise invalid(
+                "documents_prefix", documents_prefix, "S3 keys do not start with / or hold control characters."
+            )
 
     def _acknowledge_notifications(self, stack: Stack) -> None:
         """aws-cdk-lib's bucket-notifications handler is a stack-level singleton Lambda."""

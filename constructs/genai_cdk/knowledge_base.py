@@ -5,6 +5,10 @@ embedding them with a Bedrock model, and agents retrieve from it. Its role may i
 embedding model, read that bucket, and write that index (through ``VectorStore.grant_write``).
 Bedrock knowledge bases write to OpenSearch Serverless collections; a managed-domain store is
 refused with the reason.
+
+The data source reads ``documents_prefix`` only. On a bucket an ``IngestionPipeline`` also indexes, the
+two prefixes must be disjoint (checked at synth time): the knowledge base and the pipeline write
+different layouts into the store, and a document under both would be indexed twice.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from genai_contracts.vector_index import BEDROCK_METADATA_FIELD, TEXT_FIELD, VEC
 from ._validation import invalid
 from .bedrock_agent import KnowledgeBaseAttachment
 from .bedrock_iam import EMBEDDING_MODELS, bedrock_service_role, foundation_model_arn, parse_model_id
+from .ingestion_pipeline import overlapping_prefix
 from .nag import allow
 from .vector_store import VectorStore
 
@@ -47,7 +52,8 @@ class KnowledgeBase(Construct):
         :param vector_store: a ``VectorStore`` with ``ServerlessDeployment()`` whose ``dimension`` the embedding
             model produces (Titan v2: 1024, 512 or 256).
         :param documents: the bucket the S3 data source ingests.
-        :param documents_prefix: ingest only keys under this prefix; default the whole bucket.
+        :param documents_prefix: ingest only keys under this prefix; default the whole bucket. On an
+            ``IngestionPipeline``'s bucket it must not overlap the pipeline's ``documents_prefix``.
         :param embedding_model_id: the Bedrock embedding model: ``amazon.titan-embed-text-v2:0`` (default),
             ``amazon.titan-embed-text-v1``, ``cohere.embed-english-v3`` or ``cohere.embed-multilingual-v3``.
         :param description: of the knowledge base, and what tells the agent when to retrieve from it.
@@ -62,6 +68,9 @@ class KnowledgeBase(Construct):
                 "Bedrock knowledge bases here write to OpenSearch Serverless: build the VectorStore "
                 "with deployment=ServerlessDeployment().",
             )
+        if not isinstance(documents_prefix, str):
+            raise invalid("documents_prefix", documents_prefix, "give a key prefix such as 'knowledge-base/'.")
+        _check_disjoint(self, documents, documents_prefix)
         parse_model_id("embedding_model_id", embedding_model_id, profiles=False)
         dimensions = EMBEDDING_DIMENSIONS.get(embedding_model_id)
         if dimensions is None:
@@ -148,3 +157,17 @@ class KnowledgeBase(Construct):
         self.attachment = KnowledgeBaseAttachment(
             self.knowledge_base.attr_knowledge_base_id, self.knowledge_base.attr_knowledge_base_arn, description
         )
+
+
+def _check_disjoint(scope: Construct, documents: s3.IBucket, prefix: str) -> None:
+    """An IngestionPipeline's bucket (it creates its own, so it exists before this) and a prefix overlapping
+    the pipeline's are refused: the same objects indexed twice, in two layouts."""
+    taken = overlapping_prefix(scope, documents, prefix)
+    if taken is None:
+        return
+    raise ValueError(
+        f"documents_prefix={prefix!r} is invalid: an IngestionPipeline indexes {taken or 'the whole bucket'!r} "
+        f"of {documents.node.path} into a vector store too; give the knowledge base and the pipeline disjoint "
+        "prefixes (e.g. IngestionPipeline(documents_prefix='documents/'), KnowledgeBase(documents_prefix="
+        "'knowledge-base/')), or separate buckets."
+    )

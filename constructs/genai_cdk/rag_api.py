@@ -3,9 +3,15 @@
 The front is a ``JsonPostApi`` (IAM or Cognito auth, a JSON-schema request model, throttling,
 access logs, optional WAF). The function runs ``lambdas.rag_query`` in the VPC with read access to
 the ``VectorStore``.
+
+A query that names no ``search_type`` gets the deployment's default, one the store can run: the
+contract's (``hybrid``) on a managed domain, ``similarity`` on OpenSearch Serverless, which has no
+search pipelines and so no hybrid query (the function's ``DEFAULT_SEARCH_TYPE`` variable).
 """
 
 from __future__ import annotations
+
+from typing import get_args
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cognito as cognito
@@ -17,7 +23,7 @@ from constructs import Construct
 
 from genai_contracts import names
 from genai_contracts.api_gateway import request_schema
-from genai_contracts.api_requests import QueryRequest
+from genai_contracts.api_requests import DEFAULT_SEARCH_TYPE, QueryRequest, SearchType
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
@@ -53,6 +59,7 @@ class RagApi(Construct):
         throttle: Throttle | None = None,
         waf: bool = False,
         max_new_tokens: int = 256,
+        default_search_type: SearchType | None = None,
         encryption_key: kms.IKey | None = None,
         code: lambda_.DockerImageCode | None = None,
     ) -> None:
@@ -65,12 +72,15 @@ class RagApi(Construct):
         :param throttle: stage and usage-plan limits; default 50 requests/s, burst 100.
         :param waf: attach a WAF web ACL (managed common/bad-input rules, 1,000 requests per 5 minutes per IP).
         :param max_new_tokens: answer length.
+        :param default_search_type: what a query naming no ``search_type`` runs; default ``hybrid`` on a managed
+            domain, ``similarity`` on Serverless (which cannot run ``hybrid``).
         :param encryption_key: KMS key for logs and the function environment; default the vector store's key.
         :param code: the function image; default built from the installed packages.
             It runs ``lambdas.rag_query.handler``.
         """
         super().__init__(scope, construct_id)
-        self.validate_props(vector_store, embeddings, generator, max_new_tokens)
+        self.validate_props(vector_store, embeddings, generator, max_new_tokens, default_search_type)
+        self.default_search_type = self.search_type_for(vector_store, default_search_type)
         vector_store.require_grantable_from(self)
         stack = Stack.of(self)
         self.key = encryption_key or vector_store.key
@@ -79,6 +89,7 @@ class RagApi(Construct):
             names.INDEX_URL: vector_store.index_url,
             names.EMBEDDINGS: embeddings.spec,
             names.MAX_NEW_TOKENS: str(max_new_tokens),
+            names.DEFAULT_SEARCH_TYPE: self.default_search_type,
             names.POWERTOOLS_SERVICE_NAME: names.RAG_QUERY_SERVICE,
         }
         if generator is not None:
@@ -116,11 +127,29 @@ class RagApi(Construct):
         self.usage_plan, self.web_acl = self.front.usage_plan, self.front.web_acl
 
     @staticmethod
-    def validate_props(vector_store, embeddings, generator, max_new_tokens) -> None:
+    def validate_props(vector_store, embeddings, generator, max_new_tokens, default_search_type=None) -> None:
         require_fit(vector_store, embeddings, "query with the model the store was filled with")
         if generator is not None and not isinstance(generator, TextGenerator):
             raise invalid("generator", generator, "pass TextGenerator.lmi_endpoint(...) or TextGenerator.bedrock(...).")
         require_int("max_new_tokens", max_new_tokens, minimum=1, maximum=4096)
+        if default_search_type is not None and default_search_type not in get_args(SearchType):
+            raise invalid(
+                "default_search_type", default_search_type, f"choose one of {', '.join(get_args(SearchType))}."
+            )
+        if default_search_type == "hybrid" and vector_store.serverless:
+            raise invalid(
+                "default_search_type",
+                default_search_type,
+                "OpenSearch Serverless has no search pipelines, so it cannot run hybrid search; use similarity or mmr "
+                "(or a managed-domain VectorStore).",
+            )
+
+    @staticmethod
+    def search_type_for(vector_store: VectorStore, default_search_type: SearchType | None = None) -> SearchType:
+        """The search type of a query that names none: one ``vector_store`` can run."""
+        if default_search_type is not None:
+            return default_search_type
+        return "similarity" if vector_store.serverless else DEFAULT_SEARCH_TYPE
 
     @property
     def url(self) -> str:

@@ -331,12 +331,15 @@ class VectorStore(Construct):
             arn = self.domain.domain_arn
             resources = [f"{arn}/{self.index_name}", f"{arn}/{self.index_name}/*"]
             if write:
-                resources.append(f"{arn}/_bulk")
+                # Ingestion pages through a source's rows in a point in time: it is opened under the index's
+                # path, but searched (POST /_search) and closed (DELETE /_search/point_in_time) at the root.
+                resources += [f"{arn}/_bulk", f"{arn}/_search", f"{arn}/_search/point_in_time"]
             allow(
                 role,
                 iam.PolicyStatement(actions=_WRITE_HTTP if write else _READ_HTTP, resources=resources),
-                "Scoped to this one index's REST paths (_search, _doc/ID...); the domain's fine-grained "
-                "access control limits the role further to the index's reader or writer role.",
+                "Scoped to this one index's REST paths (_search, _doc/ID...) and, for a writer, the bulk and "
+                "point-in-time paths; the domain's fine-grained access control limits the role further to the "
+                "index's reader or writer role.",
             )
         else:
             allow(

@@ -205,6 +205,68 @@ def test_prod_generates_with_the_inference_endpoint_and_staging_with_bedrock(syn
     assert staging["EMBEDDINGS"] == "bedrock:amazon.titan-embed-text-v2:0"
 
 
+def _function(body: dict, handler: str) -> dict:
+    return next(
+        r["Properties"]
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("ImageConfig", {}).get("Command") == [f"lambdas.{handler}.handler"]
+    )
+
+
+def test_each_deployment_defaults_queries_to_a_search_type_its_store_can_run(synthesized):
+    # The documented minimal request {"question": "What is LoRA?"} names no search type: Serverless (staging)
+    # cannot run hybrid, so its function defaults to similarity; the managed domains keep hybrid.
+    for env, expected in (("staging", "similarity"), ("prod", "hybrid"), ("dev", "hybrid")):
+        variables = _function(synthesized.body(env, "rag"), "rag_query")["Environment"]["Variables"]
+        assert variables["DEFAULT_SEARCH_TYPE"] == expected, env
+    assert load_environment("staging").rag.default_search_type == "similarity"
+    assert load_environment("staging").rag.vector_store.deployment == "serverless"
+
+
+def _notification_prefixes(template: Template) -> set[str]:
+    notifications = one(template, "Custom::S3BucketNotifications")["NotificationConfiguration"]
+    prefixes = set()
+    for queue in notifications["QueueConfigurations"]:
+        rules = queue.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        prefixes |= {rule["Value"] for rule in rules if rule["Name"].lower() == "prefix"} or {""}
+    return prefixes
+
+
+def test_the_knowledge_base_and_the_ingestion_pipeline_never_read_the_same_objects(synthesized):
+    from genai_cdk.ingestion_pipeline import prefixes_overlap
+
+    for env in ("dev", "staging", "prod"):
+        template = synthesized.template(env, "rag")
+        ingested = _notification_prefixes(template)
+        assert ingested == {"documents/"}, env
+        for source in template.find_resources("AWS::Bedrock::DataSource").values():
+            s3_config = source["Properties"]["DataSourceConfiguration"]["S3Configuration"]
+            included = s3_config.get("InclusionPrefixes") or [""]
+            assert included == ["knowledge-base/"]
+            assert not any(prefixes_overlap(a, b) for a in ingested for b in included), env
+    assert synthesized.template("staging", "rag").find_resources("AWS::Bedrock::DataSource")
+
+
+def test_the_ingest_function_reads_exact_versions_under_its_prefix_and_reconciles_through_its_queue(synthesized):
+    body = synthesized.body("staging", "rag")
+    variables = _function(body, "rag_ingest")["Environment"]["Variables"]
+    queues = {k for k, r in body["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    main = next(k for k in queues if "RedrivePolicy" in body["Resources"][k]["Properties"])
+    assert variables["INGEST_QUEUE_URL"] == {"Ref": main}
+    statements = [
+        statement
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    reads = next(s for s in statements if "s3:GetObjectVersion" in s["Action"])
+    assert sorted(reads["Action"]) == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert json.dumps(reads["Resource"]).endswith('/documents/*"]]}')
+    sends = next(s for s in statements if s["Action"] == "sqs:SendMessage")
+    assert {json.dumps(r) for r in sends["Resource"]} >= {json.dumps({"Fn::GetAtt": [main, "Arn"]})}
+
+
 # ---- the constructs alone
 
 
@@ -435,3 +497,74 @@ def test_a_bedrock_embedding_model_takes_its_dimension_from_the_model():
     assert EmbeddingModel.bedrock().dimension == 1024
     assert EmbeddingModel.bedrock("amazon.titan-embed-text-v1").dimension == 1536
     assert EmbeddingModel.bedrock("cohere.embed-v4:0", dimension=1536).dimension == 1536  # not in the table: as given
+
+
+def test_a_knowledge_base_over_the_ingestion_bucket_needs_a_disjoint_prefix():
+    from genai_cdk import KnowledgeBase
+
+    def build(pipeline_prefix: str, kb_prefix: str) -> Stack:
+        stack, vpc = _stack()
+        store = VectorStore(stack, "Store", vpc=vpc, deployment=ServerlessDeployment(), dimension=1024)
+        pipeline = IngestionPipeline(
+            stack,
+            "Ingest",
+            vector_store=store,
+            vpc=vpc,
+            embeddings=EmbeddingModel.bedrock(),
+            documents_prefix=pipeline_prefix,
+        )
+        KnowledgeBase(stack, "Kb", vector_store=store, documents=pipeline.bucket, documents_prefix=kb_prefix)
+        return stack
+
+    with pytest.raises(ValueError, match="documents_prefix='' is invalid: an IngestionPipeline indexes 'the whole"):
+        build("", "")
+    with pytest.raises(ValueError, match="documents_prefix='' is invalid: an IngestionPipeline indexes 'documents/'"):
+        build("documents/", "")
+    with pytest.raises(ValueError, match="documents_prefix='documents/a/' is invalid: an IngestionPipeline"):
+        build("documents/", "documents/a/")
+    template = Template.from_stack(build("documents/", "knowledge-base/"))
+    assert _notification_prefixes(template) == {"documents/"}
+    source = one(template, "AWS::Bedrock::DataSource")["DataSourceConfiguration"]["S3Configuration"]
+    assert source["InclusionPrefixes"] == ["knowledge-base/"]
+    with pytest.raises(ValueError, match="documents_prefix='/docs' is invalid"):
+        IngestionPipeline.validate_prefix("/docs")
+
+
+def test_a_serverless_rag_api_defaults_to_similarity_and_refuses_a_hybrid_default():
+    stack, vpc = _stack()
+    store = VectorStore(stack, "Store", vpc=vpc, deployment=ServerlessDeployment(), dimension=1024)
+    api = RagApi(stack, "Api", vector_store=store, vpc=vpc, embeddings=EmbeddingModel.bedrock())
+    assert api.default_search_type == "similarity"
+    with pytest.raises(ValueError, match="default_search_type='hybrid' is invalid: OpenSearch Serverless has no"):
+        RagApi(
+            stack,
+            "Hybrid",
+            vector_store=store,
+            vpc=vpc,
+            embeddings=EmbeddingModel.bedrock(),
+            default_search_type="hybrid",
+        )
+    with pytest.raises(ValueError, match="default_search_type='keyword' is invalid"):
+        RagApi(
+            stack,
+            "Bad",
+            vector_store=store,
+            vpc=vpc,
+            embeddings=EmbeddingModel.bedrock(),
+            default_search_type="keyword",
+        )
+
+
+def test_the_config_refuses_a_hybrid_default_on_serverless(tmp_path):
+    import shutil
+
+    from cdk_app.config import ConfigError
+
+    shutil.copy(
+        __import__("cdk_app.environments", fromlist=["ENVIRONMENTS_DIR"]).ENVIRONMENTS_DIR / "staging.yaml",
+        tmp_path / "staging.yaml",
+    )
+    path = tmp_path / "staging.yaml"
+    path.write_text(path.read_text().replace("default_search_type: similarity", "default_search_type: hybrid"))
+    with pytest.raises(ConfigError, match="default_search_type: hybrid needs a managed domain"):
+        load_environment("staging", tmp_path)
