@@ -5,7 +5,9 @@ deliveries for one key arrive late, twice, and side by side. Every record of an 
 the key, the version (the bucket is versioned) and the event's ``sequencer``, which orders the events
 of one key (S3's own words are quoted in ``genai_runtime.rag.ingest``). The index keeps the sequencer
 (and version id) with the rows of each source, and an event older than what the index holds changes
-nothing; a delete leaves a tombstone, so a late older upload cannot bring the object back.
+nothing; a delete leaves a tombstone, so a late older upload cannot bring the object back. (That is
+an OpenSearch index, ``GenerationalIndex``; a FAISS folder, a single-writer index for local runs and
+tests, is synced to the object's state without the ordering.)
 
 What an event indexes:
 
