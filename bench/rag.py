@@ -16,7 +16,9 @@ Speed, same corpus (the hard one), same model, alternating rounds, best round ea
 - query: ``genai rag query`` as a fresh process (what a user types) vs a fresh process running the
   plain path's load + ``similarity_search``; medians; and ``genai rag serve`` warm over HTTP;
 - embedding fidelity: hit@3 of an index embedded in float32 (HuggingFaceEmbeddings) vs ours, and
-  the cosine distance of ONNX query vectors to sentence-transformers' own.
+  the cosine distance of ONNX query vectors to sentence-transformers' own;
+- query embedding runtimes (sentence-transformers, ONNX float32, ONNX int8 dynamic quantization):
+  a fresh process's time to its first vector, and the hard set's hit@3 with each one's query vectors.
 """
 
 from __future__ import annotations
@@ -296,6 +298,66 @@ def fidelity(scratch: Path, ours_embeddings, questions: list[dict]) -> dict:
     }
 
 
+RUNTIME_PROBE = """
+import sys, time
+start = time.perf_counter()
+kind, model, graph = sys.argv[1], sys.argv[2], sys.argv[3]
+if kind == "sentence_transformers":
+    from sentence_transformers import SentenceTransformer
+    SentenceTransformer(model, device="cpu").encode(["What is LoRA?"], normalize_embeddings=True)
+else:
+    from pathlib import Path
+    from genai_runtime.rag.local_embeddings import ModelFolder, OnnxEncoder
+    OnnxEncoder(ModelFolder(Path(model)), Path(graph)).encode(["What is LoRA?"])
+print(time.perf_counter() - start)
+"""
+
+
+def query_runtimes(scratch: Path, ours_embeddings, questions: list[dict]) -> dict:
+    """The options for embedding a query in a fresh process: start-up to first vector, and hit@3 when the
+    hard set's questions are embedded by each (passages embedded as ingestion does)."""
+    import numpy as np
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from genai_runtime.rag.local_embeddings import LocalEmbeddings, ModelFolder, OnnxEncoder
+    from genai_runtime.rag.search import SearchOptions
+
+    model = ours_embeddings.model
+    ours_embeddings.prepare_fast_queries()
+    fp32 = model.onnx_path()
+    int8 = scratch / "model.int8.onnx"
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    graphs = {"sentence_transformers": fp32, "onnx_float32": fp32, "onnx_int8_dynamic": int8}
+    index, _ = our_index(scratch / "runtimes", load_files(HARD / "corpus"), ours_embeddings)
+    texts = [q["question"] for q in questions]
+    reference = np.asarray(LocalEmbeddings(model.path, runtime="torch").embed_documents(texts))
+    out = {}
+    for name, graph in graphs.items():
+        kind = "sentence_transformers" if name == "sentence_transformers" else "onnx"
+        starts = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", RUNTIME_PROBE, kind, str(model.path), str(graph)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()[-1]
+            )
+            for _ in range(3)
+        ]
+        vectors = reference if kind != "onnx" else np.asarray(OnnxEncoder(ModelFolder(model.path), graph).encode(texts))
+        ranked = [
+            [(r.text, r.source) for r in index.search(q["question"], list(v), SearchOptions(k=10))]
+            for q, v in zip(questions, vectors, strict=True)
+        ]
+        out[name] = {
+            "start_to_first_vector_median_s": round(statistics.median(starts), 3),
+            "hit@3": metrics(questions, ranked, hard_hit)["hit@3"],
+            "max_cosine_distance_to_torch": float(np.max(1 - (vectors * reference).sum(axis=1))),
+        }
+    return out
+
+
 def main() -> None:
     import argparse
 
@@ -321,6 +383,7 @@ def main() -> None:
             "machine": machine(),
             "quality": quality,
             "embedding_fidelity": fidelity(scratch, embeddings, hard_questions),
+            "query_embedding_runtimes": query_runtimes(scratch, embeddings, hard_questions),
             "speed": speed(scratch, embeddings, hard_questions),
         }
     finally:

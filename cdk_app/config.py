@@ -18,6 +18,7 @@ from aws_cdk import Duration
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from genai_cdk import Autoscaling, EndpointAlarms, LmiOptions, Rollout, StepScaling, instance_spec
+from genai_contracts.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from genai_contracts.evaluation import RougeMetric
 
 from .environments import ENVIRONMENTS_DIR, available_environments
@@ -432,14 +433,14 @@ class RagConfig(_Strict):
     generator: str | None = Field(None, pattern=r"^(inference-endpoint|bedrock:[a-z0-9-]+\.[A-Za-z0-9.:_-]+)$")
     documents_prefix: str = "documents/"
     """Where the ingestion pipeline reads its bucket (a knowledge base reads ``knowledge-base/``: disjoint)."""
-    chunk_size: int = Field(512, ge=1, le=100_000)
-    chunk_overlap: int = Field(100, ge=0)
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=1, le=MAX_CHUNK_SIZE)
+    chunk_overlap: int = Field(DEFAULT_CHUNK_OVERLAP, ge=0)
     max_concurrency: int = Field(5, ge=2, le=1000)
     throttle_rate_limit: float = Field(50, gt=0, le=10_000)
     throttle_burst_limit: int = Field(100, ge=1, le=5000)
     waf: bool = False
     default_search_type: Literal["similarity", "mmr", "hybrid"] | None = None
-    """What a query naming no ``search_type`` runs; unset: hybrid on a domain, similarity on Serverless."""
+    """What a query naming no ``search_type`` runs; unset: similarity (``genai_cdk.rag_api`` says why)."""
 
     @model_validator(mode="after")
     def _valid(self) -> RagConfig:

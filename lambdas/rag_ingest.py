@@ -55,6 +55,7 @@ from botocore.exceptions import ClientError
 from langchain_core.embeddings import Embeddings
 
 from genai_contracts import names
+from genai_contracts.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from genai_runtime.errors import UsageError
 from genai_runtime.rag.chunking import Chunk, split_documents
 from genai_runtime.rag.documents import SUPPORTED_SUFFIXES, coerce_metadata, load_file
@@ -262,7 +263,11 @@ def read_chunks(event: S3Event, found: dict) -> list[Chunk]:
             extra = {"VersionId": version} if _versioned(version) else None
             s3().download_file(event.bucket, event.key, str(path), ExtraArgs=extra)
             documents = load_file(path, source=source, metadata=metadata)
-        return split_documents(documents, int_setting(names.CHUNK_SIZE, 512), int_setting(names.CHUNK_OVERLAP, 100))
+        return split_documents(
+            documents,
+            int_setting(names.CHUNK_SIZE, DEFAULT_CHUNK_SIZE),
+            int_setting(names.CHUNK_OVERLAP, DEFAULT_CHUNK_OVERLAP),
+        )
     except (UsageError, ValueError) as error:  # the document itself: its metadata, its bytes, its text
         if transient(error):
             raise

@@ -35,6 +35,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from genai_contracts import names
+from genai_contracts.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 
 from ._validation import invalid, require_int
 from .functions import allow_logs_delivery, vpc_function
@@ -92,8 +93,8 @@ class IngestionPipeline(Construct):
         vpc: ec2.IVpc,
         embeddings: EmbeddingModel,
         documents_prefix: str = "",
-        chunk_size: int = 512,
-        chunk_overlap: int = 100,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         batch_size: int = 5,
         max_receive_count: int = 3,
         max_concurrency: int = 5,
@@ -107,8 +108,9 @@ class IngestionPipeline(Construct):
         :param embeddings: ``EmbeddingModel.sagemaker(...)`` or ``.bedrock(...)``; its dimension must match the store's.
         :param documents_prefix: index only keys under this prefix (e.g. ``documents/``); default the whole
             bucket. Keep it disjoint from any other indexer's prefix on the bucket (a ``KnowledgeBase``).
-        :param chunk_size: characters per chunk (the book: 512).
-        :param chunk_overlap: characters shared by neighbouring chunks (the book: 100).
+        :param chunk_size: characters per passage, cut at headings first (default 1200, measured on a hard
+            labelled set; the book used 512).
+        :param chunk_overlap: characters shared by neighbouring passages of one section (default 150).
         :param batch_size: SQS messages per invocation.
         :param max_receive_count: deliveries before a failing message moves to the dead-letter queue.
         :param max_concurrency: concurrent invocations, to protect the embedding endpoint and the domain.

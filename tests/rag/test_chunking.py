@@ -132,7 +132,9 @@ def test_defaults_are_the_measured_ones(size):
     # bench/results/rag.json records what these were chosen on; the CLI mirrors them.
     from genai_runtime.cli import rag as cli
 
-    assert (cli.CHUNK_SIZE, cli.CHUNK_OVERLAP) == (size, DEFAULT_CHUNK_OVERLAP)
+    from genai_runtime.rag.search import SearchOptions
+
+    assert (cli.CHUNK_SIZE, cli.CHUNK_OVERLAP, cli.FETCH_K) == (size, DEFAULT_CHUNK_OVERLAP, SearchOptions().fetch_k)
 
 
 def test_html_is_cut_at_its_headings_like_markdown(tmp_path):

@@ -107,14 +107,14 @@ def requests(method=None, suffix=None):
 def test_similarity_query_is_knn_with_an_efficient_filter(index):
     found = index.search("q", [0.6, 0.8], SearchOptions(k=2, search_type="similarity", filter={"year": 2022}))
     (search,) = requests("POST", "/_search")
-    assert search[3] == {
-        "size": 2,
+    assert search[3] == {  # windows: four per passage wanted, each passage kept once at its best
+        "size": 8,
         "_source": {"excludes": ["vector_field"]},
         "query": {
             "knn": {
                 "vector_field": {
                     "vector": [0.6, 0.8],
-                    "k": 2,
+                    "k": 8,
                     "filter": {"bool": {"filter": [{"term": {"metadata.year": 2022}}]}},
                 }
             }
@@ -126,8 +126,26 @@ def test_similarity_query_is_knn_with_an_efficient_filter(index):
 def test_mmr_fetches_fetch_k_with_vectors_and_reranks_locally(index):
     found = index.search("q", [1.0, 0.0], SearchOptions(k=1, fetch_k=10, search_type="mmr"))
     (search,) = requests("POST", "/_search")
-    assert search[3] == {"size": 10, "query": {"knn": {"vector_field": {"vector": [1.0, 0.0], "k": 10}}}}
+    assert search[3] == {
+        "size": 10,
+        "_source": {"includes": ["vector_field", "text", "metadata"]},  # newer Serverless omits vectors unasked
+        "query": {"knn": {"vector_field": {"vector": [1.0, 0.0], "k": 10}}},
+    }
     assert [f.id for f in found] == ["c1"]
+
+
+def test_windows_of_one_passage_come_back_once(index):
+    window = lambda n, score, passage: {  # noqa: E731
+        "_id": f"w{n}",
+        "_score": score,
+        "_source": {"text": f"passage {passage}", "metadata": {"source": "s3://b/a.md", "passage": passage}},
+    }
+    Recorder.hits = [window(1, 0.9, 0), window(2, 0.85, 0), window(3, 0.8, 1), window(4, 0.7, 0), window(5, 0.6, 2)]
+    try:
+        found = index.search("q", [1.0, 0.0], SearchOptions(k=2, search_type="similarity"))
+    finally:
+        Recorder.hits = [HIT, HIT2]
+    assert [(f.id, f.text) for f in found] == [("w1", "passage 0"), ("w3", "passage 1")]
 
 
 def test_hybrid_query_runs_through_the_rrf_search_pipeline(index):

@@ -151,7 +151,7 @@ def test_ingest_function_environment_and_least_privilege(synthesized):
     )
     env = function["Environment"]["Variables"]
     assert env["EMBEDDINGS"] == "sagemaker:genai-minilm-embeddings-prod"
-    assert env["CHUNK_SIZE"] == "512" and env["CHUNK_OVERLAP"] == "100"
+    assert env["CHUNK_SIZE"] == "1200" and env["CHUNK_OVERLAP"] == "150"  # genai_contracts.chunking
     assert "KmsKeyArn" in function and function["TracingConfig"] == {"Mode": "Active"}
     assert "VpcConfig" in function
     actions = set()
@@ -216,8 +216,8 @@ def _function(body: dict, handler: str) -> dict:
 
 def test_each_deployment_defaults_queries_to_a_search_type_its_store_can_run(synthesized):
     # The documented minimal request {"question": "What is LoRA?"} names no search type: Serverless (staging)
-    # cannot run hybrid, so its function defaults to similarity; the managed domains keep hybrid.
-    for env, expected in (("staging", "similarity"), ("prod", "hybrid"), ("dev", "hybrid")):
+    # cannot run hybrid; the managed domains' equal-weight RRF scores below vectors alone (measured).
+    for env, expected in (("staging", "similarity"), ("prod", "similarity"), ("dev", "similarity")):
         variables = _function(synthesized.body(env, "rag"), "rag_query")["Environment"]["Variables"]
         assert variables["DEFAULT_SEARCH_TYPE"] == expected, env
     assert load_environment("staging").rag.default_search_type == "similarity"

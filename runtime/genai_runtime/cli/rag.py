@@ -11,7 +11,7 @@ import json
 
 from ._args import fraction_or_bound, non_negative_int, positive_int
 
-# Mirrors of rag.chunking's and genai_contracts.api_requests' defaults (tests/runtime/test_cli.py
+# Mirrors of genai_contracts.chunking's and genai_contracts.api_requests' defaults (tests/rag/test_chunking.py
 # checks they agree): importing those modules here would load langchain for ``genai --help``.
 CHUNK_SIZE = 1200
 CHUNK_OVERLAP = 150

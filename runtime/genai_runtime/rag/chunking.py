@@ -23,17 +23,28 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from genai_contracts.chunking import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    EMBED_WINDOW,
+    EMBED_WINDOW_OVERLAP,
+    MAX_CHUNK_SIZE,
+)
+
 from ..errors import UsageError
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
-# Chosen on the hard set (bench/rag.py): passages of 1200 characters returned, windows of 500 embedded.
-DEFAULT_CHUNK_SIZE = 1200
-DEFAULT_CHUNK_OVERLAP = 150
-EMBED_WINDOW = 500
-EMBED_WINDOW_OVERLAP = 100
-MAX_CHUNK_SIZE = 100_000
+__all__ = [
+    "DEFAULT_CHUNK_OVERLAP",
+    "DEFAULT_CHUNK_SIZE",
+    "EMBED_WINDOW",
+    "EMBED_WINDOW_OVERLAP",
+    "MAX_CHUNK_SIZE",
+    "Chunk",
+    "split_documents",
+]
 
 
 @dataclass(frozen=True)

@@ -117,22 +117,36 @@ def knn_query(vector: Sequence[float], k: int, filter: Mapping[str, object]) -> 
     return {"knn": {VECTOR_FIELD: knn}}
 
 
+# Several windows of one passage may rank together: ask for this many windows per passage wanted.
+WINDOWS_PER_PASSAGE = 4
+
+
 def search_body(vector: Sequence[float], options: SearchOptions, question: str | None = None) -> dict:
-    """The query DSL for one search (``question`` only for hybrid)."""
+    """The query DSL for one search (``question`` only for hybrid), in windows: ``search`` keeps each
+    passage's best."""
+    windows = min(max(options.k * WINDOWS_PER_PASSAGE, options.k), MAX_HITS)
     if options.search_type == "hybrid":
         keyword: dict = {"match": {TEXT_FIELD: {"query": question}}}
         if options.filter:
             keyword = {"bool": {"must": [keyword], **filter_clause(options.filter)["bool"]}}
         return {
-            "size": options.k,
+            "size": windows,
             "_source": {"excludes": [VECTOR_FIELD]},
             "query": {"hybrid": {"queries": [keyword, knn_query(vector, options.fetch_k, options.filter)]}},
         }
-    size = options.k if options.search_type == "similarity" else options.fetch_k
-    body = {"size": size, "query": knn_query(vector, size, options.filter)}
     if options.search_type == "similarity":
-        body["_source"] = {"excludes": [VECTOR_FIELD]}
-    return body
+        return {
+            "size": windows,
+            "_source": {"excludes": [VECTOR_FIELD]},
+            "query": knn_query(vector, windows, options.filter),
+        }
+    # MMR needs the candidates' vectors; newer Serverless collections leave them out unless asked.
+    size = max(options.fetch_k, options.k)
+    return {
+        "size": size,
+        "_source": {"includes": [VECTOR_FIELD, TEXT_FIELD, METADATA_FIELD]},
+        "query": knn_query(vector, size, options.filter),
+    }
 
 
 def aws_auth(host: str, region: str | None = None):
@@ -152,6 +166,20 @@ def aws_auth(host: str, region: str | None = None):
 
 def _metadata(hit: dict) -> dict:
     return hit.get("_source", {}).get(METADATA_FIELD) or {}
+
+
+def _best_per_passage(found: list[Retrieved], k: int) -> list[Retrieved]:
+    """Each passage once, at its best window's rank (``retrievers.passage_key``, as the FAISS index)."""
+    from .retrievers import passage_key
+
+    seen: set[str] = set()
+    kept = []
+    for item in found:
+        key = passage_key(item.metadata, item.id)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept[:k]
 
 
 def _shown(metadata: Mapping[str, Any]) -> dict:
@@ -518,6 +546,6 @@ class OpenSearchIndex:
             for hit in hits
         ]
         if options.search_type != "mmr":
-            return found
+            return _best_per_passage(found, options.k)
         pairs = [(item, hit["_source"][VECTOR_FIELD]) for item, hit in zip(found, hits, strict=True)]
-        return mmr_select(vector, pairs, options.k, options.lambda_mult)
+        return _best_per_passage(mmr_select(vector, pairs, len(pairs), options.lambda_mult), options.k)

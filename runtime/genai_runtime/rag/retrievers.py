@@ -37,9 +37,11 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def passage_key(metadata: dict) -> str:
-    """Which passage a chunk belongs to (indexes built before passages: the chunk is its own passage)."""
-    return f"{metadata.get('source', '')}#{metadata.get('passage', 'c' + str(metadata.get('chunk', '')))}"
+def passage_key(metadata: dict, chunk_id: object = None) -> str:
+    """Which passage a chunk belongs to; a chunk indexed before passages existed is its own passage."""
+    if "passage" in metadata:
+        return f"{metadata.get('source', '')}#{metadata['passage']}"
+    return f"chunk:{chunk_id if chunk_id is not None else metadata.get('chunk', '')}:{metadata.get('source', '')}"
 
 
 def best_per_passage(hits: Iterable[tuple[Document, float]], k: int) -> list[tuple[Document, float]]:
@@ -47,7 +49,7 @@ def best_per_passage(hits: Iterable[tuple[Document, float]], k: int) -> list[tup
     seen: set[str] = set()
     kept = []
     for document, score in hits:
-        key = passage_key(document.metadata)
+        key = passage_key(document.metadata, document.id)
         if key not in seen:
             seen.add(key)
             kept.append((document, score))
@@ -62,7 +64,7 @@ def to_retrieved(document: Document, score: float) -> Retrieved:
 
 
 def _tagged(document: Document, score: float) -> Document:
-    metadata = {**document.metadata, PASSAGE_KEY: passage_key(document.metadata), SCORE_KEY: score}
+    metadata = {**document.metadata, PASSAGE_KEY: passage_key(document.metadata, document.id), SCORE_KEY: score}
     return Document(id=document.id, page_content=document.page_content, metadata=metadata)
 
 
@@ -133,7 +135,7 @@ def passages_of(documents: Iterable[Document], filter: dict | None = None) -> li
     for doc in documents:
         if filter and any(doc.metadata.get(key) != value for key, value in filter.items()):
             continue
-        by_passage.setdefault(passage_key(doc.metadata), doc)
+        by_passage.setdefault(passage_key(doc.metadata, doc.id), doc)
     return list(by_passage.values())
 
 
