@@ -8,7 +8,7 @@ A query that names no ``search_type`` gets the deployment's default (the functio
 ``DEFAULT_SEARCH_TYPE`` variable): ``similarity``, on either store. OpenSearch Serverless has no
 search pipelines and so no hybrid query; a managed domain (2.19) fuses its hybrid query by RRF with
 equal weights, and on the hard set (bench/results/rag.json) equal weights score below vectors alone
-(hit@3 0.71 vs 0.75; the local hybrid's measured keyword weight 0.1 scores 0.82). Weighted RRF
+(hit@3 0.73 vs 0.75; the local hybrid's measured keyword weight 0.1 scores 0.82). Weighted RRF
 (``combination.parameters.weights``) needs a newer engine; until then ``hybrid`` is opt-in here.
 """
 
