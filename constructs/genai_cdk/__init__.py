@@ -53,6 +53,7 @@ _EXPORTS = {
     "BedrockGovernance": "bedrock_governance",
     "BedrockAlarms": "bedrock_governance",
     "TextGenerator": "rag_models",
+    "PreferenceCollection": "preference_collection",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     from .lmi_options import LmiOptions
     from .model_artifact import ModelArtifact
     from .notifications import encrypted_alarm_topic
+    from .preference_collection import PreferenceCollection
     from .rag_api import RagApi
     from .rag_models import EmbeddingModel, TextGenerator
     from .rest_api import JsonPostApi, Throttle
