@@ -6,13 +6,20 @@ Train (SageMaker training job: Trainium or GPU, managed spot with S3 checkpoints
 (metric >= threshold) -> Register (a model package in a Model Package Group, pending approval,
 with base model, dataset, artifacts and metrics as metadata). Any failure notifies the topic;
 an alarm watches failed executions.
+
+``method`` picks the job: ``"sft"`` (``genai train launch``, the default) or one of the book's chapter 7
+alignment methods on top of an SFT model (``genai align reward|dpo|rl``). An alignment Train job writes
+its ``/opt/ml/model/metrics.json`` uncompressed; its Evaluate step reads that file (the workflow's JSON
+property file) and the gate compares the method's own metric there: ``pairwise_accuracy`` (reward),
+``preference_accuracy`` (dpo), ``reward_gain`` and, where measured, ``toxicity_improvement`` (rl).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast, get_args
 
 from aws_cdk import ArnFormat, CfnResource, Duration, Names, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -62,6 +69,83 @@ class QualityGate:
     def __post_init__(self) -> None:
         require_choice("quality_gate.metric", self.metric, ROUGE_METRICS)
         require_number("quality_gate.threshold", self.threshold, minimum=0.0, maximum=1.0)
+
+
+AlignmentMethod = Literal["reward", "dpo", "rl"]
+ALIGNMENT_METHODS: tuple[str, ...] = get_args(AlignmentMethod)
+METHODS: tuple[str, ...] = ("sft", *ALIGNMENT_METHODS)
+# The gate's metric per alignment method: a key of the metrics.json `genai align METHOD` writes.
+ALIGNMENT_METRICS: dict[str, str] = {
+    "reward": "pairwise_accuracy",
+    "dpo": "preference_accuracy",
+    "rl": "reward_gain",
+}
+# What the registered model package records of metrics.json (keys every run of the method writes;
+# CustomerMetadataProperties values must be plain strings, so each is formatted on its own).
+ALIGNMENT_RECORDED_METRICS: dict[str, tuple[str, ...]] = {
+    "reward": ("pairwise_accuracy", "pairwise_accuracy_before", "pairs"),
+    "dpo": ("preference_accuracy", "preference_accuracy_before", "reward_margin"),
+    "rl": ("reward_before", "reward_after", "reward_gain", "kl_final"),
+}
+# Channels of an alignment job: "train" (preference pairs, or prompts for rl), "model" (the foundation
+# model, as for SFT), "sft" (the SFT model it starts from) and, for rl, "reward" (the reward model or
+# classifier).
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class AlignmentGate:
+    """Register an aligned model only if its metrics.json passes.
+
+    :param min_accuracy: reward: ``pairwise_accuracy >=`` it; dpo: ``preference_accuracy >=`` it; default 0.6.
+    :param min_reward_gain: rl: ``reward_gain >`` it (strictly: the policy must improve); default 0.0.
+    :param min_toxicity_improvement: rl, when the run measured toxicity (``toxicity_improvement`` is a
+        number): ``toxicity_improvement >=`` it; default 0.0.
+    """
+
+    min_accuracy: float = 0.6
+    min_reward_gain: float = 0.0
+    min_toxicity_improvement: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_number("alignment_gate.min_accuracy", self.min_accuracy, minimum=0.0, maximum=1.0)
+        require_number("alignment_gate.min_reward_gain", self.min_reward_gain)
+        require_number("alignment_gate.min_toxicity_improvement", self.min_toxicity_improvement, maximum=1.0)
+
+
+@dataclass(frozen=True)
+class RewardSource:
+    """rl only: what scores the policy's completions, in the job's ``reward`` channel.
+
+    ``RewardSource.reward_model(s3_uri)`` (a ``genai align reward`` output), ``RewardSource.from_model_package(arn)``
+    (a registered reward model, resolved at run time) or ``RewardSource.classifier(s3_uri, label)`` (the book's
+    toxicity classifier, scored on ``label``, e.g. ``"nothate"``).
+    """
+
+    kind: Literal["reward_model", "classifier"]
+    s3_uri: str | None = None
+    model_package_arn: str | None = None
+    label: str | None = None
+
+    @staticmethod
+    def reward_model(s3_uri: str) -> RewardSource:
+        return RewardSource("reward_model", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri))
+
+    @staticmethod
+    def from_model_package(model_package_arn: str) -> RewardSource:
+        return RewardSource(
+            "reward_model",
+            model_package_arn=_require_package_arn("reward.model_package_arn", model_package_arn),
+        )
+
+    @staticmethod
+    def classifier(s3_uri: str, label: str = "nothate") -> RewardSource:
+        if not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9_.:+=@/-]{1,128}", label):
+            raise invalid("reward.label", label, "name the classifier's label to reward, e.g. 'nothate'.")
+        return RewardSource("classifier", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri), label=label)
+
+    def hyperparameters(self) -> dict[str, str]:
+        return {"reward_type": self.kind, **({"reward_label": self.label} if self.label else {})}
 
 
 @dataclass(frozen=True)
@@ -154,26 +238,45 @@ class FineTuningPipeline(Construct):
         model_package_group_name: str | None = None,
         encryption_key: kms.IKey | None = None,
         alarm_topic: sns.ITopic | None = None,
+        method: str = "sft",
+        base_model_package_arn: str | None = None,
+        base_model_s3_uri: str | None = None,
+        alignment_gate: AlignmentGate | None = None,
+        reward: RewardSource | None = None,
+        beta: float | None = None,
     ) -> None:
         """
         :param training_image: the runtime training image (containers/training): a ``TrainingImage`` or
-            its ECR URI; the jobs start it as ``genai train launch`` / ``genai train evaluate``.
+            its ECR URI; the jobs start it as ``genai train launch`` / ``genai train evaluate``
+            (``genai align METHOD`` for an alignment method).
         :param base_model_bucket: where the base model lives (``base_model_prefix``, uncompressed).
         :param data_bucket: the datasets; each execution names its dataset's S3 URI in its input.
         :param hyperparameters: ``genai train sft`` config keys (``lora__r``: "16"), per environment; checked
-            against ``TrainConfig`` at synth time. An execution's ``"hyperparameters"`` input is merged over them.
+            against ``TrainConfig`` at synth time (passed through unchecked to ``genai align``). An execution's
+            ``"hyperparameters"`` input is merged over them.
         :param training: the Train job's ``TrainingJobSettings``; default one spot ``ml.trn1.32xlarge``.
-        :param evaluation_instance_type: the Evaluate job's instance; default ``ml.m5.2xlarge``.
-        :param quality_gate: the ROUGE score a model needs to be registered; default ``QualityGate()``.
+        :param evaluation_instance_type: the SFT Evaluate job's instance; default ``ml.m5.2xlarge``.
+        :param quality_gate: sft: the ROUGE score a model needs to be registered; default ``QualityGate()``.
         :param model_package_group_name: the Model Package Group to register in; default derived from the path.
         :param encryption_key: KMS key for artifacts, logs and the topic; default a new rotated key.
         :param alarm_topic: where failures notify; default a new KMS-encrypted topic.
+        :param method: ``"sft"`` (default), or an alignment method on an SFT model: ``"reward"`` (a reward
+            model from preference pairs), ``"dpo"`` or ``"rl"`` (PPO against a reward model or classifier).
+        :param base_model_package_arn: alignment: the SFT model package version it starts from (resolved at
+            run time with DescribeModelPackage; grant the training role its artifacts, e.g.
+            ``sft_pipeline.grant_read_models(pipeline.training_role)``). Exclusive with ``base_model_s3_uri``.
+        :param base_model_s3_uri: alignment: the SFT model's artifact (its ``model.tar.gz`` or a prefix).
+        :param alignment_gate: alignment: thresholds on the method's metric; default ``AlignmentGate()``.
+        :param reward: rl only, required: the ``RewardSource`` scoring the policy.
+        :param beta: dpo and rl: the KL coefficient, passed as the ``beta`` hyperparameter; default the runtime's.
         """
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
         stack = Stack.of(self)
+        require_choice("method", method, METHODS)
+        self.method = method
+        aligned = method != "sft"
         training = training or TrainingJobSettings()
-        quality_gate = quality_gate or QualityGate()
         require_choice("evaluation_instance_type", evaluation_instance_type, TRAINING_TYPES)
         if isinstance(training_image, str):
             training_image = TrainingImage.from_image_uri(training_image)
@@ -183,16 +286,74 @@ class FineTuningPipeline(Construct):
         for key, value in hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise invalid("hyperparameters", {key: value}, "keys and values are strings, as SageMaker passes them.")
-        # The Evaluate step is the pipeline's ROUGE gate: the Train job need not score the same split first.
-        hyperparameters = {"evaluate": "false", **hyperparameters}
-        problems = hyperparameter_problems(hyperparameters)
-        if problems:
-            raise invalid(
-                "hyperparameters",
-                hyperparameters,
-                f"genai train launch would refuse them ({'; '.join(problems)}); use TrainConfig keys, '__' for "
-                "nesting (lora__r).",
+        if aligned:
+            if quality_gate is not None:
+                raise invalid(
+                    "quality_gate",
+                    quality_gate,
+                    f"the ROUGE gate is SFT's; method={method!r} gates on {ALIGNMENT_METRICS[method]}: pass "
+                    "alignment_gate=AlignmentGate(...).",
+                )
+            alignment_gate = alignment_gate or AlignmentGate()
+            if not isinstance(alignment_gate, AlignmentGate):
+                raise invalid("alignment_gate", alignment_gate, "give an AlignmentGate.")
+            if (base_model_package_arn is None) == (base_model_s3_uri is None):
+                raise invalid(
+                    "base_model_package_arn",
+                    base_model_package_arn,
+                    f"method={method!r} starts from an SFT model: give exactly one of base_model_package_arn (a "
+                    "registered SFT model package version) or base_model_s3_uri (its S3 artifact).",
+                )
+            if base_model_package_arn is not None:
+                _require_package_arn("base_model_package_arn", base_model_package_arn)
+            if base_model_s3_uri is not None:
+                _require_s3_uri("base_model_s3_uri", base_model_s3_uri)
+            if method == "rl" and not isinstance(reward, RewardSource):
+                raise invalid(
+                    "reward",
+                    reward,
+                    "method='rl' needs what scores the policy: RewardSource.reward_model(s3_uri), "
+                    "RewardSource.from_model_package(arn) or RewardSource.classifier(s3_uri, label).",
+                )
+            if method != "rl" and reward is not None:
+                raise invalid("reward", reward, f"only method='rl' takes a reward source, not {method!r}.")
+            construct_keys: dict[str, str] = {}
+            if beta is not None:
+                if method == "reward":
+                    raise invalid("beta", beta, "a reward model has no KL coefficient; beta is for dpo and rl.")
+                construct_keys["beta"] = format(require_number("beta", beta, minimum=0.0), "g")
+            if reward is not None:
+                construct_keys.update(reward.hyperparameters())
+            clash = sorted(set(construct_keys) & set(hyperparameters))
+            if clash:
+                raise invalid(
+                    "hyperparameters",
+                    {key: hyperparameters[key] for key in clash},
+                    "beta and the reward settings come from their own props (beta=, reward=); remove them here.",
+                )
+            hyperparameters = {**construct_keys, **hyperparameters}
+        else:
+            alignment_props: tuple[tuple[str, object], ...] = (
+                ("base_model_package_arn", base_model_package_arn),
+                ("base_model_s3_uri", base_model_s3_uri),
+                ("alignment_gate", alignment_gate),
+                ("reward", reward),
+                ("beta", beta),
             )
+            for name, given in alignment_props:
+                if given is not None:
+                    raise invalid(name, given, "only an alignment method (method='reward', 'dpo' or 'rl') takes it.")
+            quality_gate = quality_gate or QualityGate()
+            # The Evaluate step is the pipeline's ROUGE gate: the Train job need not score the same split first.
+            hyperparameters = {"evaluate": "false", **hyperparameters}
+            problems = hyperparameter_problems(hyperparameters)
+            if problems:
+                raise invalid(
+                    "hyperparameters",
+                    hyperparameters,
+                    f"genai train launch would refuse them ({'; '.join(problems)}); use TrainConfig keys, '__' for "
+                    "nesting (lora__r).",
+                )
         prefix = base_model_prefix.strip("/")
         if not prefix:
             raise invalid("base_model_prefix", base_model_prefix, "name the folder of the base model.")
@@ -207,7 +368,11 @@ class FineTuningPipeline(Construct):
             self,
             "ModelPackageGroup",
             model_package_group_name=group_name,
-            model_package_group_description="Fine-tuned models registered by the genai-cdk pipeline",
+            model_package_group_description=(
+                f"Models aligned by the genai-cdk pipeline ({method})"
+                if aligned
+                else "Fine-tuned models registered by the genai-cdk pipeline"
+            ),
         )
 
         self.training_role = iam.Role(
@@ -217,10 +382,23 @@ class FineTuningPipeline(Construct):
             description="Fine-tuning and evaluation jobs (least privilege)",
         )
         self._grant_training_role(stack, base_model_bucket, prefix, data_bucket)
+        for prop, uri in (
+            ("base_model_s3_uri", base_model_s3_uri),
+            ("reward.s3_uri", reward.s3_uri if reward is not None else None),
+        ):
+            if uri is not None:
+                self._grant_read_uri(prop, uri)
         image_uri = training_image.bind(self, self.training_role)
 
         base_uri = f"s3://{base_model_bucket.bucket_name}/{prefix}/"
         output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
+        job_prefix = method if aligned else "sft"
+        self._job_prefixes = (job_prefix,) if aligned else ("sft", "eval")
+        # With CompressionType NONE SageMaker uploads /opt/ml/model file by file under
+        # S3OutputPath/<job name>/output/model/ ("Uncompressed model output", SageMaker developer guide) instead of
+        # one model.tar.gz, so the Evaluate step can read metrics.json and the model package points at the prefix.
+        aligned_model_key = f"jobs/{job_prefix}-{{}}/output/model/"
+        aligned_model_uri = f"s3://{self.artifacts_bucket.bucket_name}/{aligned_model_key}"
 
         def training_job(
             state_id: str, job_prefix: str, entrypoint: list[str], resources: dict, **parameters
@@ -233,6 +411,7 @@ class FineTuningPipeline(Construct):
                 **parameters.pop("algorithm", {}),
             }
             result = parameters.pop("result")
+            output = {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn, **parameters.pop("output", {})}
             return sfn.CustomState(
                 self,
                 state_id,
@@ -241,7 +420,7 @@ class FineTuningPipeline(Construct):
                     "Resource": f"arn:{stack.partition}:states:::sagemaker:createTrainingJob.sync",
                     "Parameters": {
                         "RoleArn": self.training_role.role_arn,
-                        "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": self.key.key_arn},
+                        "OutputDataConfig": output,
                         "EnableNetworkIsolation": False,
                         "EnableInterContainerTrafficEncryption": True,
                         "TrainingJobName.$": f"States.Format('{job_prefix}-{{}}', $$.Execution.Name)",
@@ -253,18 +432,37 @@ class FineTuningPipeline(Construct):
                 },
             )
 
+        # Alignment: the SFT model (and an rl reward model) named by a model package resolve to their artifact
+        # at run time, so a new approved SFT version needs no redeploy.
+        resolvers: list[tasks.CallAwsService] = []
+        sft_uri = base_model_s3_uri or "$.base.ModelDataUrl"
+        if aligned and base_model_package_arn is not None:
+            resolvers.append(self._describe_package(stack, "ResolveBaseModel", base_model_package_arn, "$.base"))
+        reward_uri = None
+        if reward is not None:
+            reward_uri = reward.s3_uri or "$.reward.ModelDataUrl"
+            if reward.model_package_arn is not None:
+                resolvers.append(
+                    self._describe_package(stack, "ResolveRewardModel", reward.model_package_arn, "$.reward")
+                )
+
+        channels = [_channel("train", "$.dataset"), _channel("model", base_uri)]
+        if aligned:
+            channels.append(_channel("sft", sft_uri))
+            if reward_uri is not None:
+                channels.append(_channel("reward", reward_uri))
         # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
         train = training_job(
             "Train",
-            "sft",
-            ["genai", "train", "launch"],
+            job_prefix,
+            ["genai", "align", method] if aligned else ["genai", "train", "launch"],
             {
                 "InstanceType": training.instance_type,
                 "InstanceCount": training.instance_count,
                 "VolumeSizeInGB": training.volume_size_gb,
             },
             **{"HyperParameters.$": "$.job.hyperparameters"},
-            InputDataConfig=[_channel("train", "$.dataset"), _channel("model", base_uri)],
+            InputDataConfig=channels,
             StoppingCondition={
                 "MaxRuntimeInSeconds": int(training.max_runtime.to_seconds()),
                 **({"MaxWaitTimeInSeconds": int(training.max_wait.to_seconds())} if training.use_spot else {}),
@@ -275,6 +473,7 @@ class FineTuningPipeline(Construct):
                 "/checkpoints/{}/', $$.Execution.Name)",
                 "LocalPath": "/opt/ml/checkpoints",
             },
+            output={"CompressionType": "NONE"} if aligned else {},
             result={
                 "ResultSelector": {
                     "ModelArtifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
@@ -283,26 +482,53 @@ class FineTuningPipeline(Construct):
                 "ResultPath": "$.train",
             },
         )
-        evaluate = training_job(
-            "Evaluate",
-            "eval",
-            ["genai", "train", "evaluate"],
-            {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
-            # No container arguments: inside the job `genai train evaluate` reads the "model" and
-            # "trained" channels and writes /opt/ml/model, the platform's own paths.
-            algorithm={
-                "MetricDefinitions": [{"Name": m, "Regex": metric_regex(m)} for m in ROUGE_METRICS],
-            },
-            InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
-            StoppingCondition={"MaxRuntimeInSeconds": 4 * 3600},
-            result={
-                "ResultSelector": {
-                    "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
-                    "Metrics.$": "$.FinalMetricDataList",
+        evaluate: sfn.CustomState | tasks.CallAwsService
+        if aligned:
+            assert alignment_gate is not None
+            # The JSON property file: the Train job's own metrics.json, parsed into $.evaluation.metrics. An SDK
+            # integration's S3 GetObject returns the object's Body as a string (Step Functions, "AWS SDK service
+            # integrations"), which States.StringToJson turns into the JSON the gate reads.
+            evaluate = tasks.CallAwsService(
+                self,
+                "Evaluate",
+                service="s3",
+                action="getObject",
+                iam_action="s3:GetObject",
+                iam_resources=[
+                    self.artifacts_bucket.arn_for_objects(f"jobs/{job_prefix}-*/output/model/{METRICS_FILE}")
+                ],
+                parameters={
+                    "Bucket": self.artifacts_bucket.bucket_name,
+                    "Key.$": f"States.Format('{aligned_model_key}{METRICS_FILE}', $$.Execution.Name)",
                 },
-                "ResultPath": "$.evaluation",
-            },
-        )
+                result_selector={"metrics.$": "States.StringToJson($.Body)"},
+                result_path="$.evaluation",
+            )
+            condition, gate_cause = _alignment_condition(method, alignment_gate)
+        else:
+            assert quality_gate is not None
+            evaluate = training_job(
+                "Evaluate",
+                "eval",
+                ["genai", "train", "evaluate"],
+                {"InstanceType": evaluation_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 100},
+                # No container arguments: inside the job `genai train evaluate` reads the "model" and
+                # "trained" channels and writes /opt/ml/model, the platform's own paths.
+                algorithm={
+                    "MetricDefinitions": [{"Name": m, "Regex": metric_regex(m)} for m in ROUGE_METRICS],
+                },
+                InputDataConfig=[_channel("model", base_uri), _channel("trained", "$.train.ModelArtifacts")],
+                StoppingCondition={"MaxRuntimeInSeconds": 4 * 3600},
+                result={
+                    "ResultSelector": {
+                        "Score.$": f"$.FinalMetricDataList[?(@.MetricName == '{quality_gate.metric}')].Value",
+                        "Metrics.$": "$.FinalMetricDataList",
+                    },
+                    "ResultPath": "$.evaluation",
+                },
+            )
+            condition = sfn.Condition.number_greater_than_equals("$.evaluation.Score[0]", quality_gate.threshold)
+            gate_cause = f"{quality_gate.metric} below {quality_gate.threshold}"
         # An execution's "hyperparameters" reach the job, merged over the construct's (genai train submit
         # checks them first); without any, the construct's own apply.
         with_overrides = sfn.Pass(
@@ -325,8 +551,47 @@ class FineTuningPipeline(Construct):
             .when(sfn.Condition.is_present("$.hyperparameters"), with_overrides)
             .otherwise(defaults)
         )
-        with_overrides.next(train)
-        defaults.next(train)
+        first: sfn.IChainable = train
+        for resolver in reversed(resolvers):
+            resolver.next(first)
+            first = resolver
+        with_overrides.next(first)
+        defaults.next(first)
+        if aligned:
+            container = {
+                "Image": image_uri,
+                # Uncompressed output: the model is the job's output/model/ prefix, not a tarball.
+                "ModelDataSource": {
+                    "S3DataSource": {
+                        "S3Uri.$": f"States.Format('{aligned_model_uri}', $$.Execution.Name)",
+                        "S3DataType": "S3Prefix",
+                        "CompressionType": "None",
+                    }
+                },
+            }
+            lineage = self._alignment_lineage(method, base_uri, base_model_package_arn, base_model_s3_uri, reward, beta)
+            metrics = {
+                f"{name}.$": f"States.Format('{{}}', $.evaluation.metrics.{name})"
+                for name in ALIGNMENT_RECORDED_METRICS[method]
+            }
+            extra = {
+                "ModelMetrics": {
+                    "ModelQuality": {
+                        "Statistics": {
+                            "ContentType": "application/json",
+                            "S3Uri.$": f"States.Format('{aligned_model_uri}{METRICS_FILE}', $$.Execution.Name)",
+                        }
+                    }
+                }
+            }
+            description = f"States.Format('Aligned ({method}) by execution {{}}', $$.Execution.Name)"
+        else:
+            assert quality_gate is not None
+            container = {"Image": image_uri, "ModelDataUrl.$": "$.train.ModelArtifacts"}
+            lineage = {"base_model": base_uri}
+            metrics = {f"{quality_gate.metric}.$": "States.Format('{}', $.evaluation.Score[0])"}
+            extra = {}
+            description = "States.Format('Fine-tuned by execution {}', $$.Execution.Name)"
         register = tasks.CallAwsService(
             self,
             "Register",
@@ -338,20 +603,28 @@ class FineTuningPipeline(Construct):
             parameters={
                 "ModelPackageGroupName": group_name,
                 "ModelApprovalStatus": "PendingManualApproval",
-                "ModelPackageDescription.$": "States.Format('Fine-tuned by execution {}', $$.Execution.Name)",
+                "ModelPackageDescription.$": description,
                 "InferenceSpecification": {
-                    "Containers": [{"Image": image_uri, "ModelDataUrl.$": "$.train.ModelArtifacts"}],
+                    "Containers": [container],
                     "SupportedContentTypes": ["application/json"],
                     "SupportedResponseMIMETypes": ["application/json"],
                 },
+                # Lineage (botocore's sagemaker model, CreateModelPackage): "CustomerMetadataProperties: The metadata
+                # properties associated with the model package versions", a map of at most 50 entries, keys of
+                # 1-128 and values of 1-256 characters matching [\p{L}\p{Z}\p{N}_.:\/=+\-@]* (ARNs, S3 URIs and
+                # numbers fit; JSON does not). Its other candidates do not fit: "SourceUri" is "the model package
+                # ARN" only "if you want to clone a model package", and the container's "BaseModel" names SageMaker
+                # hub content (HubContentName/HubContentVersion/RecipeName), not a model package of ours.
                 "CustomerMetadataProperties": {
-                    "base_model": base_uri,
+                    **lineage,
                     "dataset.$": "$.dataset",
                     "training_job.$": "$.train.TrainingJobArn",
-                    # model/ (the adapter or full model) and, with merge_adapter, merged/ inside the tarball
+                    # sft: model/ (the adapter or full model) and, with merge_adapter, merged/ inside the tarball;
+                    # alignment: the job's S3ModelArtifacts (its uncompressed output/model/ prefix)
                     "artifacts.$": "$.train.ModelArtifacts",
-                    f"{quality_gate.metric}.$": "States.Format('{}', $.evaluation.Score[0])",
+                    **metrics,
                 },
+                **extra,
             },
             result_path="$.registered",
         )
@@ -364,24 +637,30 @@ class FineTuningPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
         )
         failed = sfn.Fail(self, "Failed", error="FineTuningFailed", cause="See the execution's error output")
-        below_gate = sfn.Fail(
-            self,
-            "BelowQualityGate",
-            error="QualityGateFailed",
-            cause=f"{quality_gate.metric} below {quality_gate.threshold}",
-        )
+        below_gate = sfn.Fail(self, "BelowQualityGate", error="QualityGateFailed", cause=gate_cause)
         notify_failure.next(failed)
-        for state in (train, evaluate):
+        for state in (*resolvers, train, evaluate):
             state.add_catch(notify_failure, result_path="$.error")
         register.add_catch(notify_failure, result_path="$.error")
-        gate = (
-            sfn.Choice(self, "QualityGate")
-            .when(
-                sfn.Condition.number_greater_than_equals("$.evaluation.Score[0]", quality_gate.threshold),
-                register.next(sfn.Succeed(self, "Registered")),
+        registered = register.next(sfn.Succeed(self, "Registered"))
+        passed: sfn.IChainable = registered
+        if method == "rl":
+            assert alignment_gate is not None
+            # Toxicity counts only where the run measured it. Choice rules are tried in order and the first that
+            # matches wins, so the numeric comparison is reached only for a present, non-null value (a numeric
+            # operator on a missing path is a runtime error in Step Functions).
+            toxicity = "$.evaluation.metrics.toxicity_improvement"
+            passed = (
+                sfn.Choice(self, "ToxicityGate")
+                .when(sfn.Condition.not_(sfn.Condition.is_present(toxicity)), registered)
+                .when(sfn.Condition.is_null(toxicity), registered)
+                .when(
+                    sfn.Condition.number_greater_than_equals(toxicity, alignment_gate.min_toxicity_improvement),
+                    registered,
+                )
+                .otherwise(below_gate)
             )
-            .otherwise(below_gate)
-        )
+        gate = sfn.Choice(self, "QualityGate").when(condition, passed).otherwise(below_gate)
         train.next(evaluate).next(gate)
 
         log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=self.key, retention=logs.RetentionDays.ONE_YEAR)
@@ -430,6 +709,77 @@ class FineTuningPipeline(Construct):
             alarm_description="A fine-tuning pipeline execution failed",
         )
         self.failure_alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+
+    def grant_read_models(self, grantee: iam.IRole) -> None:
+        """Let ``grantee`` (e.g. an alignment pipeline's ``training_role``) read the models this pipeline's jobs
+        write (``jobs/``, the model packages' artifacts) and decrypt them."""
+        allow(
+            grantee,
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.artifacts_bucket.arn_for_objects("jobs/*")]),
+            "Model artifacts live under per-job names in the pipeline's own bucket; reads stay under jobs/.",
+        )
+        self.key.grant_decrypt(grantee)
+
+    def _grant_read_uri(self, prop: str, uri: str) -> None:
+        """The training role reads an S3 object or prefix given as a literal URI (the SFT model, a reward model)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        partition = Stack.of(self).partition
+        allow(
+            self.training_role,
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{partition}:s3:::{bucket}/{key}*"]),
+            f"The {prop} model is an object or a prefix of files; reads stay under it.",
+        )
+        allow(
+            self.training_role,
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[f"arn:{partition}:s3:::{bucket}"]),
+        )
+
+    def _describe_package(self, stack: Stack, state_id: str, arn: str, result_path: str) -> tasks.CallAwsService:
+        """A model package version's artifact, read at run time: ``{result_path}.ModelDataUrl``."""
+        return tasks.CallAwsService(
+            self,
+            state_id,
+            service="sagemaker",
+            action="describeModelPackage",
+            iam_resources=[arn],
+            parameters={"ModelPackageName": arn},
+            result_selector={
+                "ModelPackageArn.$": "$.ModelPackageArn",
+                "ModelDataUrl.$": "$.InferenceSpecification.Containers[0].ModelDataUrl",
+            },
+            result_path=result_path,
+        )
+
+    @staticmethod
+    def _alignment_lineage(
+        method: str,
+        foundation_uri: str,
+        package_arn: str | None,
+        sft_uri: str | None,
+        reward: RewardSource | None,
+        beta: float | None,
+    ) -> dict[str, str]:
+        """What the aligned model package records of where it came from (CustomerMetadataProperties)."""
+        lineage = {"method": method, "foundation_model": foundation_uri}
+        if package_arn is not None:
+            lineage["base_model_package"] = package_arn
+            lineage["base_model_artifacts.$"] = "$.base.ModelDataUrl"
+        else:
+            assert sft_uri is not None
+            lineage["base_model_artifacts"] = sft_uri
+        if reward is not None:
+            lineage["reward_type"] = reward.kind
+            if reward.model_package_arn is not None:
+                lineage["reward_model_package"] = reward.model_package_arn
+                lineage["reward_source.$"] = "$.reward.ModelDataUrl"
+            else:
+                assert reward.s3_uri is not None
+                lineage["reward_source"] = reward.s3_uri
+            if reward.label:
+                lineage["reward_label"] = reward.label
+        if beta is not None:
+            lineage["beta"] = format(beta, "g")
+        return lineage
 
     def _grant_training_role(self, stack: Stack, base_bucket: s3.IBucket, prefix: str, data_bucket: s3.IBucket) -> None:
         role = self.training_role
@@ -487,7 +837,7 @@ class FineTuningPipeline(Construct):
         role = self.state_machine.role
         jobs = [
             stack.format_arn(service="sagemaker", resource="training-job", resource_name=f"{kind}-*")
-            for kind in ("sft", "eval")
+            for kind in self._job_prefixes
         ]
         allow(
             role,
@@ -500,8 +850,12 @@ class FineTuningPipeline(Construct):
                 ],
                 resources=jobs,
             ),
-            "Job names carry the execution name, so the pipeline may manage only sft-* and eval-* jobs.",
+            "Job names carry the execution name, so the pipeline may manage only its own "
+            f"{' and '.join(k + '-*' for k in self._job_prefixes)} jobs.",
         )
+        if self.method != "sft":
+            # The Evaluate step reads the Train job's metrics.json, which SageMaker wrote with this key.
+            self.key.grant_decrypt(role)
         allow(
             role,
             iam.PolicyStatement(
@@ -537,6 +891,43 @@ class FineTuningPipeline(Construct):
             ),
             "Model packages get version numbers at registration; the grant stays inside the pipeline's group.",
         )
+
+
+def _alignment_condition(method: str, gate: AlignmentGate) -> tuple[sfn.Condition, str]:
+    """The QualityGate's condition on ``$.evaluation.metrics`` (the job's metrics.json) and the Fail cause."""
+    metric = f"$.evaluation.metrics.{ALIGNMENT_METRICS[method]}"
+    if method == "rl":  # then ToxicityGate, where toxicity was measured
+        return (
+            sfn.Condition.number_greater_than(metric, gate.min_reward_gain),
+            f"reward_gain not above {gate.min_reward_gain}, or toxicity_improvement below "
+            f"{gate.min_toxicity_improvement}",
+        )
+    return (
+        sfn.Condition.number_greater_than_equals(metric, gate.min_accuracy),
+        f"{ALIGNMENT_METRICS[method]} below {gate.min_accuracy}",
+    )
+
+
+def _require_s3_uri(prop: str, uri: object) -> str:
+    if (
+        not isinstance(uri, str)
+        or Token.is_unresolved(uri)
+        or not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*", uri)
+    ):
+        raise invalid(prop, uri, "give a literal s3://BUCKET/KEY URI (its bucket is granted to the training role).")
+    return uri
+
+
+def _require_package_arn(prop: str, arn: object) -> str:
+    if not isinstance(arn, str) or not re.fullmatch(
+        r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+", arn
+    ):
+        raise invalid(
+            prop,
+            arn,
+            "give a model package version ARN, arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION.",
+        )
+    return arn
 
 
 def _volume_key(instance_type: str, key: kms.IKey) -> dict:
