@@ -246,3 +246,241 @@ def _resolve(node, hyperparameters):
         else:
             resolved[key] = _resolve(value, hyperparameters)
     return resolved
+
+
+# --- Alignment methods: the Evaluate step and the gate read the metrics.json `genai align METHOD` writes -------
+#
+# The contract agreed with the runtime: each `genai align METHOD` writes /opt/ml/model/metrics.json with these keys.
+# The pipeline's Train job uploads /opt/ml/model uncompressed (OutputDataConfig.CompressionType NONE: SageMaker puts
+# each file under S3OutputPath/<job name>/output/model/), Evaluate reads that object with S3 GetObject, parses the
+# Body with States.StringToJson into $.evaluation.metrics, and the QualityGate (and ToxicityGate) Choice rules and the
+# Register step's metadata read paths there. The replay below runs exactly those steps on sample files.
+
+ALIGNED_METRICS = {
+    "reward": {"method": "reward", "pairwise_accuracy": 0.72, "pairwise_accuracy_before": 0.5, "pairs": 512},
+    "dpo": {"method": "dpo", "preference_accuracy": 0.81, "preference_accuracy_before": 0.49, "reward_margin": 0.37},
+    "rl": {
+        "method": "rl",
+        "algorithm": "ppo",
+        "beta": 0.1,
+        "reward_before": -0.12,
+        "reward_after": 0.31,
+        "reward_gain": 0.43,
+        "kl_final": 2.5,
+        "toxicity_before": 0.081,
+        "toxicity_after": 0.064,
+        "toxicity_improvement": 0.21,
+    },
+}
+EXECUTION = "run-2026-12-01"
+# CreateModelPackage's CustomerMetadataProperties values, botocore: [\p{L}\p{Z}\p{N}_.:\/=+\-@]* of 1-256 (ASCII here)
+METADATA_VALUE = re.compile(r"[a-zA-Z0-9 _.:/=+\-@]{1,256}")
+
+
+def _aligned_definition(method: str, **kwargs) -> dict:
+    from genai_cdk.fine_tuning_pipeline import RewardSource
+
+    props = {"method": method, "base_model_s3_uri": "s3://sft-out/jobs/sft-run/output/model.tar.gz", **kwargs}
+    if method == "rl":
+        props.setdefault("reward", RewardSource.classifier("s3://my-models/roberta-hate/", "nothate"))
+    return _definition(**props)
+
+
+@pytest.fixture(scope="module")
+def aligned_definitions():
+    return {method: _aligned_definition(method) for method in ALIGNED_METRICS}
+
+
+def _get(document, path: str):
+    """A Step Functions reference path ($.a.b[0]) on ``document``; KeyError where it does not exist."""
+    assert path.startswith("$"), path
+    node = document
+    for name, index in re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]", path[1:]):
+        if name:
+            if not isinstance(node, dict) or name not in node:
+                raise KeyError(path)
+            node = node[name]
+        else:
+            node = node[int(index)]
+    return node
+
+
+def _intrinsic(expression: str, document, execution: str = EXECUTION):
+    """The intrinsic functions the pipeline uses: States.Format (its {} and $/$$ arguments) and States.StringToJson."""
+    if expression.startswith("States.StringToJson("):
+        return json.loads(_get(document, expression[len("States.StringToJson(") : -1]))
+    match = re.fullmatch(r"States\.Format\('((?:[^'\\]|\\.)*)'((?:, *[^,]+)*)\)", expression)
+    assert match, expression
+    template = match.group(1)
+    arguments = [a.strip() for a in match.group(2).split(",") if a.strip()]
+    values = [execution if a == "$$.Execution.Name" else _get(document, a) for a in arguments]
+    pieces = template.split("{}")
+    assert len(pieces) == len(values) + 1, expression
+    out = pieces[0]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        out += (json.dumps(value) if not isinstance(value, str) else value) + piece
+    return out
+
+
+def _rule(rule: dict, document) -> bool:
+    """One Choice rule as Step Functions evaluates it; a comparison on a missing path is a runtime error."""
+    if "And" in rule:
+        return all(_rule(r, document) for r in rule["And"])
+    if "Or" in rule:
+        return any(_rule(r, document) for r in rule["Or"])
+    if "Not" in rule:
+        return not _rule(rule["Not"], document)
+    path = rule["Variable"]
+    if "IsPresent" in rule:
+        try:
+            _get(document, path)
+        except KeyError:
+            return not rule["IsPresent"]
+        return rule["IsPresent"]
+    value = _get(document, path)  # KeyError: States.Runtime, the execution fails
+    if "IsNull" in rule:
+        return (value is None) == rule["IsNull"]
+    if "IsNumeric" in rule:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    for operator, test in (
+        ("NumericGreaterThanEquals", lambda a, b: a >= b),
+        ("NumericGreaterThan", lambda a, b: a > b),
+        ("NumericLessThan", lambda a, b: a < b),
+    ):
+        if operator in rule:
+            return numeric and test(value, rule[operator])
+    raise AssertionError(f"rule not replayed: {rule}")
+
+
+def _run_gate(definition: dict, document) -> str:
+    """From QualityGate through every Choice state, to the first state that is not one."""
+    states, name = definition["States"], "QualityGate"
+    while states[name]["Type"] == "Choice":
+        state = states[name]
+        name = next((c["Next"] for c in state["Choices"] if _rule(c, document)), state["Default"])
+    return name
+
+
+def _upload_uncompressed(train_state: dict, model_dir: Path, execution: str = EXECUTION) -> dict[str, str]:
+    """What SageMaker writes to S3 for a job with CompressionType NONE: key -> text, per file of /opt/ml/model."""
+    parameters = train_state["Parameters"]
+    assert parameters["OutputDataConfig"]["CompressionType"] == "NONE"
+    output_path = parameters["OutputDataConfig"]["S3OutputPath"]  # s3://BUCKET/jobs/
+    prefix = output_path.split("/", 3)[3]
+    job_name = _intrinsic(parameters["TrainingJobName.$"], {}, execution)
+    return {
+        f"{prefix}{job_name}/output/model/{path.relative_to(model_dir).as_posix()}": path.read_text()
+        for path in model_dir.rglob("*")
+        if path.is_file()
+    }
+
+
+def _evaluate(definition: dict, objects: dict[str, str], execution: str = EXECUTION) -> dict:
+    """The Evaluate state: S3 GetObject of its Key, the Body as a string, its ResultSelector, at its ResultPath."""
+    state = definition["States"]["Evaluate"]
+    assert state["Resource"].endswith(":states:::aws-sdk:s3:getObject")
+    key = _intrinsic(state["Parameters"]["Key.$"], {}, execution)
+    assert key in objects, f"Evaluate reads {key}; the job wrote {sorted(objects)}"
+    response = {"Body": objects[key], "ContentType": "application/json"}
+    selected = {name[:-2]: _intrinsic(expression, response) for name, expression in state["ResultSelector"].items()}
+    assert state["ResultPath"] == "$.evaluation"
+    return {
+        "dataset": "s3://my-data/hh-rlhf/",
+        "train": {"TrainingJobArn": "arn:job", "ModelArtifacts": "s3://a/"},
+        "evaluation": selected,
+    }
+
+
+@pytest.mark.parametrize("method", sorted(ALIGNED_METRICS))
+def test_alignment_gate_reads_the_metrics_json_the_job_writes(aligned_definitions, method, tmp_path):
+    definition = aligned_definitions[method]
+    train = definition["States"]["Train"]
+    assert train["Parameters"]["AlgorithmSpecification"]["ContainerEntrypoint"] == ["genai", "align", method]
+    model_dir = tmp_path / "opt-ml" / "model"  # what the container leaves in /opt/ml/model
+    model_dir.mkdir(parents=True)
+    (model_dir / "metrics.json").write_text(json.dumps(ALIGNED_METRICS[method]))
+    (model_dir / "model.safetensors").write_text("weights")
+    document = _evaluate(definition, _upload_uncompressed(train, model_dir))
+    assert document["evaluation"]["metrics"] == ALIGNED_METRICS[method]
+    assert _run_gate(definition, document) == "Register"
+
+    # Every metric the Register step records resolves on the file, as a value CreateModelPackage accepts.
+    register = definition["States"]["Register"]["Parameters"]
+    for key, expression in register["CustomerMetadataProperties"].items():
+        value = (
+            _intrinsic(expression, document)
+            if key.endswith(".$") and "States." in expression
+            else (_get(document, expression) if key.endswith(".$") else expression)
+        )
+        assert isinstance(value, str) and METADATA_VALUE.fullmatch(value), (key, value)
+    # and the model package's ModelQuality statistics point at the same object Evaluate read
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri.$"]
+    evaluate_key = _intrinsic(definition["States"]["Evaluate"]["Parameters"]["Key.$"], {})
+    assert _intrinsic(statistics, {}).endswith("/" + evaluate_key)
+
+
+@pytest.mark.parametrize(
+    ("method", "change", "outcome"),
+    [
+        ("reward", {"pairwise_accuracy": 0.59}, "BelowQualityGate"),
+        ("reward", {"pairwise_accuracy": 0.6}, "Register"),
+        ("dpo", {"preference_accuracy": 0.4}, "BelowQualityGate"),
+        ("rl", {"reward_gain": 0.0}, "BelowQualityGate"),  # strictly greater: no gain, no registration
+        ("rl", {"toxicity_improvement": -0.05}, "BelowQualityGate"),
+        ("rl", {"toxicity_improvement": None}, "Register"),  # toxicity not measured: the reward gain decides
+        ("rl", {"toxicity_improvement": ...}, "Register"),  # ... = key absent
+    ],
+)
+def test_alignment_gate_outcomes(aligned_definitions, method, change, outcome):
+    metrics = {**ALIGNED_METRICS[method], **{k: v for k, v in change.items() if v is not ...}}
+    for key in [k for k, v in change.items() if v is ...]:
+        del metrics[key]
+    assert _run_gate(aligned_definitions[method], {"evaluation": {"metrics": metrics}}) == outcome
+
+
+def test_a_metrics_json_without_the_gate_metric_fails_the_execution(aligned_definitions):
+    metrics = {k: v for k, v in ALIGNED_METRICS["dpo"].items() if k != "preference_accuracy"}
+    with pytest.raises(KeyError, match="preference_accuracy"):  # States.Runtime: no silent registration
+        _run_gate(aligned_definitions["dpo"], {"evaluation": {"metrics": metrics}})
+
+
+def test_the_alignment_states_are_valid_sagemaker_requests(aligned_definitions):
+    """The alignment Train job and the Register call, resolved as Step Functions would, against botocore's shapes."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    document = {
+        "dataset": "s3://my-data/hh-rlhf/",
+        "job": {"hyperparameters": {"beta": "0.1"}},
+        "base": {"ModelDataUrl": "s3://sft-out/model.tar.gz"},
+        "train": {
+            "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/x",
+            "ModelArtifacts": "s3://a/b/",
+        },
+        "evaluation": {"metrics": ALIGNED_METRICS["rl"] | ALIGNED_METRICS["dpo"] | ALIGNED_METRICS["reward"]},
+    }
+
+    def resolve(node):
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key.endswith(".$"):
+                out[key[:-2]] = _intrinsic(value, document) if value.startswith("States.") else _get(document, value)
+            else:
+                out[key] = resolve(value)
+        return out
+
+    for method, definition in aligned_definitions.items():
+        for state, operation in (("Train", "CreateTrainingJob"), ("Register", "CreateModelPackage")):
+            parameters = resolve(definition["States"][state]["Parameters"])
+            parameters.pop("RoleArn", None)
+            if operation == "CreateTrainingJob":
+                parameters["RoleArn"] = "arn:aws:iam::123456789012:role/training"
+            parameters = json.loads(json.dumps(parameters).replace('"ARN"', '"arn:aws:kms:us-east-1:1:key/k"'))
+            report = ParamValidator().validate(parameters, model.operation_model(operation).input_shape)
+            assert not report.has_errors(), (method, state, report.generate_report())
