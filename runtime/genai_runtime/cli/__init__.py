@@ -6,6 +6,7 @@
     genai optimize ...           merge, quantize, prune, distill, compile, package
     genai rag ingest|query       build a vector index from documents; retrieve and answer
     genai agent invoke|local     a deployed Bedrock agent; a ReAct/PAL loop with your LLM
+    genai align pairs|reward|dpo human rankings to preference pairs; reward model; DPO/ORPO
 
 Each group lives in its own module and imports heavy libraries only when its command runs.
 """
@@ -17,9 +18,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError
-from . import agent, model, optimize, rag, serve, train
+from . import agent, align, model, optimize, rag, serve, train
 
-GROUPS = (model, train, serve, optimize, rag, agent)
+GROUPS = (model, train, serve, optimize, rag, agent, align)
 
 
 def build_parser() -> argparse.ArgumentParser:
