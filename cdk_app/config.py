@@ -11,7 +11,7 @@ import ipaddress
 import re
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 from aws_cdk import Duration
@@ -327,10 +327,112 @@ class ClusterConfig(_Strict):
         return self
 
 
+ECR_IMAGE = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$"
+
+
+class RewardConfig(_Strict):
+    """rl: what scores the policy (``RewardSource``): a reward model (S3 URI or model package) or a classifier."""
+
+    kind: Literal["reward_model", "classifier"]
+    s3_uri: str | None = None
+    model_package_arn: str | None = None
+    label: str | None = None  # classifier only: the label to reward, e.g. nothate
+
+    def build(self):
+        from genai_cdk.fine_tuning_pipeline import RewardSource
+
+        if self.kind == "classifier":
+            if self.s3_uri is None or self.model_package_arn is not None:
+                raise ValueError("reward: a classifier needs s3_uri (and no model_package_arn)")
+            return RewardSource.classifier(self.s3_uri, self.label or "nothate")
+        if self.label is not None:
+            raise ValueError("reward.label is for kind: classifier")
+        if (self.s3_uri is None) == (self.model_package_arn is None):
+            raise ValueError("reward: a reward model needs exactly one of s3_uri or model_package_arn")
+        if self.s3_uri is not None:
+            return RewardSource.reward_model(self.s3_uri)
+        return RewardSource.from_model_package(cast(str, self.model_package_arn))
+
+    @model_validator(mode="after")
+    def _valid(self) -> RewardConfig:
+        self.build()
+        return self
+
+
+class AlignmentConfig(_Strict):
+    """An alignment pipeline beside the SFT one (``FineTuningPipeline(method=...)``, book chapter 7), starting from
+    an SFT model: a version of the SFT pipeline's own model package group (``base_model_package_version``), another
+    model package (``base_model_package_arn``) or an S3 artifact (``base_model_s3_uri``). Image, buckets and base
+    model are the SFT pipeline's unless given here."""
+
+    method: Literal["reward", "dpo", "rl"]
+    base_model_package_version: int | None = Field(None, ge=1)
+    base_model_package_arn: str | None = None
+    base_model_s3_uri: str | None = None
+    training_image: str | None = Field(
+        None, pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$"
+    )
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(1, ge=1)
+    use_spot: bool = True
+    max_runtime_hours: int = Field(24, ge=1, le=672)
+    max_wait_hours: int = Field(36, ge=1, le=672)
+    hyperparameters: dict[str, str] = {}
+    beta: float | None = None
+    reward: RewardConfig | None = None
+    min_accuracy: float = Field(0.6, ge=0.0, le=1.0)
+    min_reward_gain: float = 0.0
+    min_toxicity_improvement: float = Field(0.0, le=1.0)
+
+    def settings(self):
+        from genai_cdk import TrainingJobSettings
+
+        return TrainingJobSettings(
+            instance_type=self.instance_type,
+            instance_count=self.instance_count,
+            use_spot=self.use_spot,
+            max_runtime=Duration.hours(self.max_runtime_hours),
+            max_wait=Duration.hours(self.max_wait_hours),
+        )
+
+    def gate(self):
+        from genai_cdk.fine_tuning_pipeline import AlignmentGate
+
+        return AlignmentGate(self.min_accuracy, self.min_reward_gain, self.min_toxicity_improvement)
+
+    @model_validator(mode="after")
+    def _valid(self) -> AlignmentConfig:
+        from genai_cdk import FineTuningPipeline
+
+        sources = [
+            name
+            for name in ("base_model_package_version", "base_model_package_arn", "base_model_s3_uri")
+            if getattr(self, name) is not None
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "alignment starts from one SFT model: give exactly one of base_model_package_version (a version of "
+                f"the SFT pipeline's model package group), base_model_package_arn or base_model_s3_uri (got {sources})"
+            )
+        placeholder = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sft/1"
+        FineTuningPipeline.validate_alignment_props(
+            self.method,
+            base_model_package_arn=self.base_model_package_arn
+            or (placeholder if self.base_model_package_version else None),
+            base_model_s3_uri=self.base_model_s3_uri,
+            reward=self.reward.build() if self.reward else None,
+            beta=self.beta,
+            hyperparameters=self.hyperparameters,
+            alignment_gate=self.gate(),
+        )
+        self.settings()
+        return self
+
+
 class PipelineConfig(_Strict):
     """The fine-tuning pipeline (``FineTuningPipeline``)."""
 
-    training_image: str = Field(pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$")
+    training_image: str = Field(pattern=ECR_IMAGE)
     base_model: ModelLocation
     data_bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     instance_type: str = "ml.trn1.32xlarge"
@@ -342,6 +444,7 @@ class PipelineConfig(_Strict):
     quality_metric: RougeMetric = "rouge1"
     quality_threshold: float = Field(0.2, ge=0.0, le=1.0)
     hyperparameters: dict[str, str] = {}
+    alignment: AlignmentConfig | None = None  # an alignment pipeline beside this one, on its models
 
     def settings(self):
         from genai_cdk import TrainingJobSettings

@@ -10,7 +10,7 @@ from constructs import Construct
 from genai_cdk import FineTuningPipeline, QualityGate, TrainiumCluster
 from genai_runtime.train.submit import OUTPUT_KEY as PIPELINE_OUTPUT
 
-from ..config import EnvironmentConfig
+from ..config import AlignmentConfig, EnvironmentConfig, PipelineConfig
 from .base import EnvironmentStack
 
 
@@ -21,17 +21,20 @@ class TrainingStack(EnvironmentStack):
         super().__init__(scope, construct_id, config=config, **kwargs)
         self.cluster: TrainiumCluster | None = None
         self.pipeline: FineTuningPipeline | None = None
+        self.alignment: FineTuningPipeline | None = None
         if config.training.cluster is not None:
             self._cluster(config, vpc)
         if config.training.pipeline is not None:
             pipeline = config.training.pipeline
+            base_model_bucket = s3.Bucket.from_bucket_name(self, "BaseModelBucket", pipeline.base_model.bucket)
+            data_bucket = s3.Bucket.from_bucket_name(self, "PipelineDataBucket", pipeline.data_bucket)
             self.pipeline = FineTuningPipeline(
                 self,
                 "Pipeline",
                 training_image=pipeline.training_image,
-                base_model_bucket=s3.Bucket.from_bucket_name(self, "BaseModelBucket", pipeline.base_model.bucket),
+                base_model_bucket=base_model_bucket,
                 base_model_prefix=pipeline.base_model.prefix,
-                data_bucket=s3.Bucket.from_bucket_name(self, "PipelineDataBucket", pipeline.data_bucket),
+                data_bucket=data_bucket,
                 training=pipeline.settings(),
                 evaluation_instance_type=pipeline.evaluation_instance_type,
                 hyperparameters=pipeline.hyperparameters,
@@ -39,6 +42,47 @@ class TrainingStack(EnvironmentStack):
             )
             # `genai train submit -c env=NAME` finds the pipeline through this output.
             CfnOutput(self, PIPELINE_OUTPUT, value=self.pipeline.state_machine.state_machine_arn)
+            if pipeline.alignment is not None:
+                self.alignment = self._alignment(
+                    pipeline.alignment, pipeline, self.pipeline, base_model_bucket, data_bucket
+                )
+
+    def _alignment(
+        self,
+        alignment: AlignmentConfig,
+        pipeline: PipelineConfig,
+        sft: FineTuningPipeline,
+        base_model_bucket: s3.IBucket,
+        data_bucket: s3.IBucket,
+    ) -> FineTuningPipeline:
+        """The alignment pipeline beside the SFT one: same image, buckets and base model unless configured."""
+        package_arn = alignment.base_model_package_arn
+        if alignment.base_model_package_version is not None:
+            group = sft.model_package_group.model_package_group_name
+            package_arn = self.format_arn(
+                service="sagemaker",
+                resource="model-package",
+                resource_name=f"{group.lower()}/{alignment.base_model_package_version}",
+            )
+        aligned = FineTuningPipeline(
+            self,
+            "Alignment",
+            method=alignment.method,
+            training_image=alignment.training_image or pipeline.training_image,
+            base_model_bucket=base_model_bucket,
+            base_model_prefix=pipeline.base_model.prefix,
+            data_bucket=data_bucket,
+            training=alignment.settings(),
+            hyperparameters=alignment.hyperparameters,
+            base_model_package_arn=package_arn,
+            base_model_s3_uri=alignment.base_model_s3_uri,
+            alignment_gate=alignment.gate(),
+            reward=alignment.reward.build() if alignment.reward else None,
+            beta=alignment.beta,
+        )
+        sft.grant_read_models(aligned.training_role)  # the SFT models it starts from
+        CfnOutput(self, "AlignmentStateMachineArn", value=aligned.state_machine.state_machine_arn)
+        return aligned
 
     def _cluster(self, config: EnvironmentConfig, vpc: ec2.IVpc) -> None:
         cluster_config = config.training.cluster

@@ -287,51 +287,17 @@ class FineTuningPipeline(Construct):
             if not isinstance(key, str) or not isinstance(value, str):
                 raise invalid("hyperparameters", {key: value}, "keys and values are strings, as SageMaker passes them.")
         if aligned:
-            if quality_gate is not None:
-                raise invalid(
-                    "quality_gate",
-                    quality_gate,
-                    f"the ROUGE gate is SFT's; method={method!r} gates on {ALIGNMENT_METRICS[method]}: pass "
-                    "alignment_gate=AlignmentGate(...).",
-                )
             alignment_gate = alignment_gate or AlignmentGate()
-            if not isinstance(alignment_gate, AlignmentGate):
-                raise invalid("alignment_gate", alignment_gate, "give an AlignmentGate.")
-            if (base_model_package_arn is None) == (base_model_s3_uri is None):
-                raise invalid(
-                    "base_model_package_arn",
-                    base_model_package_arn,
-                    f"method={method!r} starts from an SFT model: give exactly one of base_model_package_arn (a "
-                    "registered SFT model package version) or base_model_s3_uri (its S3 artifact).",
-                )
-            if base_model_package_arn is not None:
-                _require_package_arn("base_model_package_arn", base_model_package_arn)
-            if base_model_s3_uri is not None:
-                _require_s3_uri("base_model_s3_uri", base_model_s3_uri)
-            if method == "rl" and not isinstance(reward, RewardSource):
-                raise invalid(
-                    "reward",
-                    reward,
-                    "method='rl' needs what scores the policy: RewardSource.reward_model(s3_uri), "
-                    "RewardSource.from_model_package(arn) or RewardSource.classifier(s3_uri, label).",
-                )
-            if method != "rl" and reward is not None:
-                raise invalid("reward", reward, f"only method='rl' takes a reward source, not {method!r}.")
-            construct_keys: dict[str, str] = {}
-            if beta is not None:
-                if method == "reward":
-                    raise invalid("beta", beta, "a reward model has no KL coefficient; beta is for dpo and rl.")
-                construct_keys["beta"] = format(require_number("beta", beta, minimum=0.0), "g")
-            if reward is not None:
-                construct_keys.update(reward.hyperparameters())
-            clash = sorted(set(construct_keys) & set(hyperparameters))
-            if clash:
-                raise invalid(
-                    "hyperparameters",
-                    {key: hyperparameters[key] for key in clash},
-                    "beta and the reward settings come from their own props (beta=, reward=); remove them here.",
-                )
-            hyperparameters = {**construct_keys, **hyperparameters}
+            hyperparameters = FineTuningPipeline.validate_alignment_props(
+                method,
+                base_model_package_arn=base_model_package_arn,
+                base_model_s3_uri=base_model_s3_uri,
+                reward=reward,
+                beta=beta,
+                hyperparameters=hyperparameters,
+                quality_gate=quality_gate,
+                alignment_gate=alignment_gate,
+            )
         else:
             alignment_props: tuple[tuple[str, object], ...] = (
                 ("base_model_package_arn", base_model_package_arn),
@@ -710,6 +676,67 @@ class FineTuningPipeline(Construct):
         )
         self.failure_alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
 
+    @staticmethod
+    def validate_alignment_props(
+        method: str,
+        *,
+        base_model_package_arn: str | None = None,
+        base_model_s3_uri: str | None = None,
+        reward: RewardSource | None = None,
+        beta: float | None = None,
+        hyperparameters: dict[str, str] | None = None,
+        quality_gate: QualityGate | None = None,
+        alignment_gate: AlignmentGate | None = None,
+    ) -> dict[str, str]:
+        """The checks an alignment method's props get at synth time (``cdk_app/config.py`` runs them at load
+        time); returns the job's hyperparameters: ``beta`` and the reward settings over ``hyperparameters``."""
+        require_choice("method", method, ALIGNMENT_METHODS)
+        hyperparameters = dict(hyperparameters or {})
+        if alignment_gate is not None and not isinstance(alignment_gate, AlignmentGate):
+            raise invalid("alignment_gate", alignment_gate, "give an AlignmentGate.")
+        if quality_gate is not None:
+            raise invalid(
+                "quality_gate",
+                quality_gate,
+                f"the ROUGE gate is SFT's; method={method!r} gates on {ALIGNMENT_METRICS[method]}: pass "
+                "alignment_gate=AlignmentGate(...).",
+            )
+        if (base_model_package_arn is None) == (base_model_s3_uri is None):
+            raise invalid(
+                "base_model_package_arn",
+                base_model_package_arn,
+                f"method={method!r} starts from an SFT model: give exactly one of base_model_package_arn (a "
+                "registered SFT model package version) or base_model_s3_uri (its S3 artifact).",
+            )
+        if base_model_package_arn is not None:
+            _require_package_arn("base_model_package_arn", base_model_package_arn)
+        if base_model_s3_uri is not None:
+            _require_s3_uri("base_model_s3_uri", base_model_s3_uri)
+        if method == "rl" and not isinstance(reward, RewardSource):
+            raise invalid(
+                "reward",
+                reward,
+                "method='rl' needs what scores the policy: RewardSource.reward_model(s3_uri), "
+                "RewardSource.from_model_package(arn) or RewardSource.classifier(s3_uri, label).",
+            )
+        if method != "rl" and reward is not None:
+            raise invalid("reward", reward, f"only method='rl' takes a reward source, not {method!r}.")
+        construct_keys: dict[str, str] = {}
+        if beta is not None:
+            if method == "reward":
+                raise invalid("beta", beta, "a reward model has no KL coefficient; beta is for dpo and rl.")
+            construct_keys["beta"] = format(require_number("beta", beta, minimum=0.0), "g")
+        if reward is not None:
+            construct_keys.update(reward.hyperparameters())
+        clash = sorted(set(construct_keys) & set(hyperparameters))
+        if clash:
+            raise invalid(
+                "hyperparameters",
+                {key: hyperparameters[key] for key in clash},
+                "beta and the reward settings come from their own props (beta=, reward=); remove them here.",
+            )
+        return {**construct_keys, **hyperparameters}
+
     def grant_read_models(self, grantee: iam.IRole) -> None:
         """Let ``grantee`` (e.g. an alignment pipeline's ``training_role``) read the models this pipeline's jobs
         write (``jobs/``, the model packages' artifacts) and decrypt them."""
@@ -919,6 +946,8 @@ def _require_s3_uri(prop: str, uri: object) -> str:
 
 
 def _require_package_arn(prop: str, arn: object) -> str:
+    if isinstance(arn, str) and Token.is_unresolved(arn):  # e.g. stack.format_arn(...) of a group of this app
+        return arn
     if not isinstance(arn, str) or not re.fullmatch(
         r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+", arn
     ):
