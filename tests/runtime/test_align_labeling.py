@@ -271,8 +271,12 @@ def test_fetch_downloads_each_completed_output(stubs, tmp_path):
     assert report.written == [tmp_path / "out" / "rank-a.json"] and report.pending == ["rank-b"]
     fetched = json.loads((tmp_path / "out" / "rank-a.json").read_text())
     assert fetched == output
-    # The ranking template's answer fields are what engineer A's converter reads.
+    # The ranking template's answer fields and the fetched folder are what ``genai align pairs`` reads.
     assert preferences.read_ranks(fetched["humanAnswers"][0]["answerContent"], 3) == [1, 3, 2]
+    converted = preferences.convert_paths([tmp_path / "out"])
+    assert converted.bad == [] and converted.rankings == 1
+    best, middle, worst = "Paris.", "I am not sure.", "Lyon."
+    assert {(p["chosen"], p["rejected"]) for p in converted.pairs} == {(best, middle), (best, worst), (middle, worst)}
 
 
 @pytest.mark.parametrize(
@@ -355,3 +359,13 @@ def test_cli_reports_a_service_failure_in_one_line(stubs, capsys):
     args = _cli(["label", "fetch", "--out", "unused"])
     assert args.run(args) == 1
     assert "sagemaker describe_flow_definition: AccessDeniedException: not allowed" in capsys.readouterr().err
+
+
+def test_genai_align_label_is_registered_and_names_the_bad_line(tmp_path, capsys):
+    from genai_runtime.cli import main
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps(PROMPTS[0]) + "\n" + json.dumps({"prompt": "p", "responses": ["a", "b"]}) + "\n")
+    argv = ["align", "label", "start", "--work-team", TEAM, "--ui", UI, "--role", ROLE, "--output", OUTPUT]
+    assert main([*argv, "--prompts", str(path)]) == 2
+    assert f"{path}:2: responses must be a list of exactly 3" in capsys.readouterr().err
