@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
@@ -62,7 +63,7 @@ def _prompts(tmp_path: Path, records=PROMPTS) -> Path:
 
 
 def _settings(**overrides) -> labeling.FlowSettings:
-    values = dict(name=FLOW, work_team_arn=TEAM, ui=UI, role_arn=ROLE, output_uri=OUTPUT)
+    values: dict[str, Any] = dict(name=FLOW, work_team_arn=TEAM, ui=UI, role_arn=ROLE, output_uri=OUTPUT)
     values.update(overrides)
     return labeling.FlowSettings(**values)
 
