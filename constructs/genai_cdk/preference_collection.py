@@ -94,6 +94,8 @@ class PreferenceCollection(Construct):
         super().__init__(scope, construct_id)
         prefer_bucket_policy_access_logs(self)
         self.validate_props(name, domain_prefix, tasks_prefix, output_prefix)
+        if removal_policy not in (RemovalPolicy.RETAIN, RemovalPolicy.DESTROY):
+            raise invalid("removal_policy", removal_policy, "use RemovalPolicy.RETAIN or RemovalPolicy.DESTROY.")
         self.name = name
         self.tasks_prefix = tasks_prefix
         self.output_prefix = output_prefix

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk import App, Environment, Stack, Validations
+from aws_cdk import App, Environment, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
@@ -241,9 +241,22 @@ def test_cfn_lint_finds_nothing(synthesized):
         ({"tasks_prefix": "/tasks/"}, "tasks_prefix='/tasks/' is invalid: give a key prefix"),
         ({"output_prefix": "out"}, "output_prefix='out' is invalid: give a key prefix"),
         ({"tasks_prefix": "data/", "output_prefix": "data/out/"}, "must not overlap tasks_prefix"),
+        ({"removal_policy": RemovalPolicy.SNAPSHOT}, "removal_policy=.* use RemovalPolicy.RETAIN or"),
     ],
 )
 def test_bad_props(kwargs, message):
     stack = Stack(App(), "Bad", env=ENV)
     with pytest.raises(ValueError, match=message):
         PreferenceCollection(stack, "Labeling", **kwargs)
+
+
+def test_a_development_collection_can_be_destroyed():
+    stack = Stack(App(), "Dev", env=ENV)
+    PreferenceCollection(
+        stack, "Labeling", name="dev-prefs", domain_prefix="dev-prefs-labels", removal_policy=RemovalPolicy.DESTROY
+    )
+    template = Template.from_stack(stack)
+    pool = template.find_resources("AWS::Cognito::UserPool")
+    assert [r["Properties"]["DeletionProtection"] for r in pool.values()] == ["INACTIVE"]
+    template.has_resource_properties("AWS::Cognito::UserPoolDomain", {"Domain": "dev-prefs-labels"})
+    template.has_resource_properties("AWS::SageMaker::HumanTaskUi", {"HumanTaskUiName": "dev-prefs-ranking"})
