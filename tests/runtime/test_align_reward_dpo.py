@@ -68,6 +68,7 @@ def test_lora_reward_model_trains_only_adapters_and_the_head(tiny_model, tmp_pat
     assert any("lora_" in name for name in trainable) and any("score" in name for name in trainable)
 
 
+@pytest.mark.slow
 def test_full_reward_training_trains_every_weight(tiny_model, tmp_path):
     from genai_runtime.align.reward import run_reward
 
@@ -157,3 +158,18 @@ def test_cli_refuses_a_missing_model_folder(tmp_path, capsys):
     code = main(["align", "reward", "--model", str(tmp_path), "--data", str(PAIRS), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_reward_cli_from_a_yaml_config(tiny_model, tmp_path):
+    from genai_runtime.cli import main
+
+    config = tmp_path / "reward.yaml"
+    config.write_text(
+        f"model: {tiny_model}\ndata: {{train: {PAIRS}, validation_fraction: 0.25}}\noutput_dir: {tmp_path / 'rm'}\n"
+        "lora: {r: 4}\ntraining: {learning_rate: 3.0e-3, logging_steps: 5}\n"
+    )
+    assert main(["align", "reward", "--config", str(config), "--max-steps", "12"]) == 0
+    metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
+    assert {"method", "pairwise_accuracy", "pairwise_accuracy_before", "pairs"} <= set(metrics)
+    assert metrics["pairs"] == 12 and metrics["global_step"] == 12  # 12 of the 48 prompts held out
+    assert (tmp_path / "rm" / "model" / "config.json").is_file()  # LoRA merged: a plain model for the scorer

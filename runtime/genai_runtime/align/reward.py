@@ -134,7 +134,7 @@ def run_reward(config: RewardRunConfig, progress: bool = True) -> dict[str, Any]
     model, tokenizer, peft_config = build_reward_model(config)
     training = config.training
     config.checkpoints.mkdir(parents=True, exist_ok=True)
-    arguments = RewardConfig(
+    settings: dict[str, Any] = dict(
         output_dir=str(config.checkpoints),
         num_train_epochs=training.epochs,
         max_steps=training.max_steps,
@@ -155,9 +155,9 @@ def run_reward(config: RewardRunConfig, progress: bool = True) -> dict[str, Any]
         dataset_num_proc=None,
         **precision_arguments(training.precision),
     )
-    trainer = RewardTrainer(
+    trainer: Any = RewardTrainer(
         model=model,
-        args=arguments,
+        args=RewardConfig(**settings),
         train_dataset=Dataset.from_list(train),
         processing_class=tokenizer,
         peft_config=peft_config,
