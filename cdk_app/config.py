@@ -333,7 +333,7 @@ ECR_IMAGE = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$
 class RewardConfig(_Strict):
     """rl: what scores the policy (``RewardSource``): a reward model (S3 URI or model package) or a classifier."""
 
-    kind: Literal["reward_model", "classifier"]
+    kind: Literal["reward-model", "classifier"]
     s3_uri: str | None = None
     model_package_arn: str | None = None
     label: str | None = None  # classifier only: the label to reward, e.g. nothate

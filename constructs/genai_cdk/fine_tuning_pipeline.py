@@ -87,10 +87,13 @@ ALIGNMENT_RECORDED_METRICS: dict[str, tuple[str, ...]] = {
     "dpo": ("preference_accuracy", "preference_accuracy_before", "reward_margin"),
     "rl": ("reward_before", "reward_after", "reward_gain", "kl_final"),
 }
-# Channels of an alignment job: "train" (preference pairs, or prompts for rl), "model" (the foundation
-# model, as for SFT), "sft" (the SFT model it starts from) and, for rl, "reward" (the reward model or
-# classifier).
+# Channels of an alignment job, as the runtime's SageMaker contract reads them (genai_runtime.train.platform:
+# "train" is data.train, "model" is the model to train): "train" (preference pairs, or prompts for rl), "model"
+# (the SFT model it starts from), "base" (the foundation model under it, for an adapter-only SFT model) and, for
+# rl, "reward" (the reward model or classifier), named in the "reward" hyperparameter as `genai align rl --reward`
+# takes it (KIND:DIR[,label=L]).
 METRICS_FILE = "metrics.json"
+CHANNEL_ROOT = "/opt/ml/input/data"  # SageMaker's: a channel's files are in /opt/ml/input/data/<channel>/
 
 
 @dataclass(frozen=True)
@@ -122,20 +125,24 @@ class RewardSource:
     toxicity classifier, scored on ``label``, e.g. ``"nothate"``).
     """
 
-    kind: Literal["reward_model", "classifier"]
+    kind: Literal["reward-model", "classifier"]
     s3_uri: str | None = None
     model_package_arn: str | None = None
     label: str | None = None
+    subfolder: str = ""  # where the model sits inside the channel
 
     @staticmethod
     def reward_model(s3_uri: str) -> RewardSource:
-        return RewardSource("reward_model", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri))
+        return RewardSource("reward-model", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri))
 
     @staticmethod
     def from_model_package(model_package_arn: str) -> RewardSource:
+        # A reward package registered by a method="reward" pipeline: its uncompressed output/model/ prefix, in which
+        # `genai align reward` wrote the model to model/.
         return RewardSource(
-            "reward_model",
+            "reward-model",
             model_package_arn=_require_package_arn("reward.model_package_arn", model_package_arn),
+            subfolder="model",
         )
 
     @staticmethod
@@ -145,7 +152,9 @@ class RewardSource:
         return RewardSource("classifier", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri), label=label)
 
     def hyperparameters(self) -> dict[str, str]:
-        return {"reward_type": self.kind, **({"reward_label": self.label} if self.label else {})}
+        """``reward``: the ``genai align rl --reward`` spec, ``KIND:DIR[,label=L]``, DIR in the job's reward channel."""
+        folder = f"{CHANNEL_ROOT}/reward" + (f"/{self.subfolder}" if self.subfolder else "")
+        return {"reward": f"{self.kind}:{folder}" + (f",label={self.label}" if self.label else "")}
 
 
 @dataclass(frozen=True)
@@ -403,20 +412,33 @@ class FineTuningPipeline(Construct):
         resolvers: list[tasks.CallAwsService] = []
         sft_uri = base_model_s3_uri or "$.base.ModelDataUrl"
         if aligned and base_model_package_arn is not None:
-            resolvers.append(self._describe_package(stack, "ResolveBaseModel", base_model_package_arn, "$.base"))
+            # SFT packages (this construct's method="sft") hold a tarball: ModelDataUrl.
+            resolvers.append(
+                self._describe_package(
+                    stack, "ResolveBaseModel", base_model_package_arn, "$.base", "Containers[0].ModelDataUrl"
+                )
+            )
         reward_uri = None
         if reward is not None:
             reward_uri = reward.s3_uri or "$.reward.ModelDataUrl"
             if reward.model_package_arn is not None:
+                # Reward packages (method="reward") hold an uncompressed prefix: ModelDataSource.
                 resolvers.append(
-                    self._describe_package(stack, "ResolveRewardModel", reward.model_package_arn, "$.reward")
+                    self._describe_package(
+                        stack,
+                        "ResolveRewardModel",
+                        reward.model_package_arn,
+                        "$.reward",
+                        "Containers[0].ModelDataSource.S3DataSource.S3Uri",
+                    )
                 )
 
-        channels = [_channel("train", "$.dataset"), _channel("model", base_uri)]
         if aligned:
-            channels.append(_channel("sft", sft_uri))
+            channels = [_channel("train", "$.dataset"), _channel("model", sft_uri), _channel("base", base_uri)]
             if reward_uri is not None:
                 channels.append(_channel("reward", reward_uri))
+        else:
+            channels = [_channel("train", "$.dataset"), _channel("model", base_uri)]
         # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)
         train = training_job(
             "Train",
@@ -761,8 +783,11 @@ class FineTuningPipeline(Construct):
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[f"arn:{partition}:s3:::{bucket}"]),
         )
 
-    def _describe_package(self, stack: Stack, state_id: str, arn: str, result_path: str) -> tasks.CallAwsService:
-        """A model package version's artifact, read at run time: ``{result_path}.ModelDataUrl``."""
+    def _describe_package(
+        self, stack: Stack, state_id: str, arn: str, result_path: str, location: str
+    ) -> tasks.CallAwsService:
+        """A model package version's artifact (``location`` in its InferenceSpecification), read at run time:
+        ``{result_path}.ModelDataUrl``."""
         return tasks.CallAwsService(
             self,
             state_id,
@@ -772,7 +797,7 @@ class FineTuningPipeline(Construct):
             parameters={"ModelPackageName": arn},
             result_selector={
                 "ModelPackageArn.$": "$.ModelPackageArn",
-                "ModelDataUrl.$": "$.InferenceSpecification.Containers[0].ModelDataUrl",
+                "ModelDataUrl.$": f"$.InferenceSpecification.{location}",
             },
             result_path=result_path,
         )

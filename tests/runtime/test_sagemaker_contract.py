@@ -370,7 +370,9 @@ def _upload_uncompressed(train_state: dict, model_dir: Path, execution: str = EX
     prefix = output_path.split("/", 3)[3]
     job_name = _intrinsic(parameters["TrainingJobName.$"], {}, execution)
     return {
-        f"{prefix}{job_name}/output/model/{path.relative_to(model_dir).as_posix()}": path.read_text()
+        f"{prefix}{job_name}/output/model/{path.relative_to(model_dir).as_posix()}": path.read_bytes().decode(
+            "utf-8", "replace"
+        )
         for path in model_dir.rglob("*")
         if path.is_file()
     }
@@ -484,3 +486,32 @@ def test_the_alignment_states_are_valid_sagemaker_requests(aligned_definitions):
             parameters = json.loads(json.dumps(parameters).replace('"ARN"', '"arn:aws:kms:us-east-1:1:key/k"'))
             report = ParamValidator().validate(parameters, model.operation_model(operation).input_shape)
             assert not report.has_errors(), (method, state, report.generate_report())
+
+
+ALIGN_PAIRS = Path(__file__).resolve().parents[1] / "data" / "align" / "pairs.jsonl"
+ALIGN_FAST = {"training__max_steps": "20", "training__learning_rate": "3e-3", "training__logging_steps": "5"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["reward", "dpo"])
+def test_genai_align_as_sagemaker_runs_it_feeds_the_gate(aligned_definitions, method, tiny_model, tmp_path):
+    """The real `genai align reward|dpo` in the job's container layout (its channels, hyperparameters, /opt/ml/model),
+    then SageMaker's uncompressed upload, Evaluate and the gate on the metrics.json it wrote."""
+    if not ALIGN_PAIRS.is_file():
+        pytest.skip("tests/data/align/pairs.jsonl (the align runtime's fixture) is not here")
+    definition = aligned_definitions[method]
+    train_state = definition["States"]["Train"]
+    hyperparameters = {**_hyperparameters(definition), **ALIGN_FAST}
+    channels = {"train": ALIGN_PAIRS, "model": tiny_model, "base": tiny_model}
+    job = Job(tmp_path / "job", train_state, hyperparameters, channels)
+    assert job.command == ["genai", "align", method]
+    done = job.run(timeout=600)
+    assert done.returncode == 0, (job.failure, done.stdout[-3000:], done.stderr[-3000:])
+    written = json.loads((job.root / "model" / "metrics.json").read_text())
+    assert written["method"] == method
+    document = _evaluate(definition, _upload_uncompressed(train_state, job.root / "model"))
+    assert document["evaluation"]["metrics"] == written
+    metric = {"reward": "pairwise_accuracy", "dpo": "preference_accuracy"}[method]
+    threshold = definition["States"]["QualityGate"]["Choices"][0]["NumericGreaterThanEquals"]
+    expected = "Register" if written[metric] >= threshold else "BelowQualityGate"
+    assert _run_gate(definition, document) == expected

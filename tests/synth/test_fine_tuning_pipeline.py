@@ -334,10 +334,10 @@ def aligned(tmp_path_factory):
 @pytest.mark.parametrize(
     ("name", "channels"),
     [
-        ("reward", {"train", "model", "sft"}),
-        ("dpo", {"train", "model", "sft"}),
-        ("rl", {"train", "model", "sft", "reward"}),
-        ("rl-package", {"train", "model", "sft", "reward"}),
+        ("reward", {"train", "model", "base"}),
+        ("dpo", {"train", "model", "base"}),
+        ("rl", {"train", "model", "base", "reward"}),
+        ("rl-package", {"train", "model", "base", "reward"}),
     ],
 )
 def test_alignment_job_runs_its_command_on_the_sft_model(aligned, name, channels):
@@ -351,16 +351,17 @@ def test_alignment_job_runs_its_command_on_the_sft_model(aligned, name, channels
     assert job["HyperParameters.$"] == "$.job.hyperparameters" and job["EnableManagedSpotTraining"] is True
     by_name = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
     assert set(by_name) == channels
-    assert by_name["train"]["S3Uri.$"] == "$.dataset" and by_name["model"]["S3Uri"] == "s3://my-models/flan-t5/"
+    # the runtime's contract: "model" is the model to train (the SFT model), "train" its data
+    assert by_name["train"]["S3Uri.$"] == "$.dataset" and by_name["base"]["S3Uri"] == "s3://my-models/flan-t5/"
     if name in ("dpo", "rl-package"):
-        assert by_name["sft"]["S3Uri.$"] == "$.base.ModelDataUrl"
+        assert by_name["model"]["S3Uri.$"] == "$.base.ModelDataUrl"
         resolve = states["ResolveBaseModel"]
         assert resolve["Resource"].endswith(":states:::aws-sdk:sagemaker:describeModelPackage")
         assert resolve["Parameters"] == {"ModelPackageName": SFT_PACKAGE}
         assert resolve["ResultSelector"]["ModelDataUrl.$"] == "$.InferenceSpecification.Containers[0].ModelDataUrl"
         assert states["DefaultHyperparameters"]["Next"] in ("ResolveBaseModel", "ResolveRewardModel")
     else:
-        assert by_name["sft"]["S3Uri"].startswith("s3://sft-out/") and "ResolveBaseModel" not in states
+        assert by_name["model"]["S3Uri"].startswith("s3://sft-out/") and "ResolveBaseModel" not in states
         assert states["DefaultHyperparameters"]["Next"] == "Train"
     assert states["Train"]["Next"] == "Evaluate" and states["Evaluate"]["Next"] == "QualityGate"
     for state in (
@@ -376,13 +377,18 @@ def test_alignment_hyperparameters_carry_beta_and_the_reward_source(aligned):
     hp = {name: aligned[name][2]["States"]["DefaultHyperparameters"]["Result"]["hyperparameters"] for name in aligned}
     assert hp["reward"] == {}  # no SFT "evaluate" default: genai align has its own config
     assert hp["dpo"] == {"beta": "0.1", "learning_rate": "5e-6"}
-    assert hp["rl"] == {"beta": "0.2", "reward_type": "classifier", "reward_label": "nothate"}
-    assert hp["rl-package"] == {"reward_type": "reward_model"}
+    # `genai align rl --reward KIND:DIR[,label=L]`, DIR in the job's reward channel
+    assert hp["rl"] == {"beta": "0.2", "reward": "classifier:/opt/ml/input/data/reward,label=nothate"}
+    assert hp["rl-package"] == {"reward": "reward-model:/opt/ml/input/data/reward/model"}
     rl = aligned["rl-package"][2]["States"]
     assert rl["ResolveBaseModel"]["Next"] == "ResolveRewardModel" and rl["ResolveRewardModel"]["Next"] == "Train"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in rl["Train"]["Parameters"]["InputDataConfig"]}
     assert channels["reward"]["S3Uri.$"] == "$.reward.ModelDataUrl"
     assert rl["ResolveRewardModel"]["Parameters"] == {"ModelPackageName": REWARD_PACKAGE}
+    # a reward package of a method="reward" pipeline is an uncompressed prefix; an SFT package a tarball
+    assert rl["ResolveRewardModel"]["ResultSelector"]["ModelDataUrl.$"] == (
+        "$.InferenceSpecification.Containers[0].ModelDataSource.S3DataSource.S3Uri"
+    )
 
 
 def test_evaluate_reads_the_jobs_metrics_json(aligned):
