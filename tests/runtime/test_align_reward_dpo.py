@@ -139,7 +139,7 @@ def test_a_training_job_overrides_the_config_file(tmp_path):
     config_dir = root / "input" / "config"
     config_dir.mkdir(parents=True)
     (config_dir / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
-    (config_dir / "inputdataconfig.json").write_text(json.dumps({"train": {}, "model": {}}))
+    (config_dir / "inputdataconfig.json").write_text(json.dumps({"train": {}, "model": {}, "base": {}}))
     (config_dir / "hyperparameters.json").write_text(
         json.dumps({"beta": "0.25", "lora__r": "4", "lora__enabled": "false"})
     )
@@ -148,7 +148,7 @@ def test_a_training_job_overrides_the_config_file(tmp_path):
     config = load_dpo_config(config_file, environ={"GENAI_SAGEMAKER_ROOT": str(root)})
     assert config.model == root / "input" / "data" / "model"
     assert config.data.train == root / "input" / "data" / "train"
-    assert config.output_dir == root / "model"
+    assert config.output_dir == root / "model" and config.base == root / "input" / "data" / "base"
     assert (config.beta, config.lora.r, config.lora.enabled) == (0.25, 4, False)
 
 
@@ -173,3 +173,19 @@ def test_reward_cli_from_a_yaml_config(tiny_model, tmp_path):
     assert {"method", "pairwise_accuracy", "pairwise_accuracy_before", "pairs"} <= set(metrics)
     assert metrics["pairs"] == 12 and metrics["global_step"] == 12  # 12 of the 48 prompts held out
     assert (tmp_path / "rm" / "model" / "config.json").is_file()  # LoRA merged: a plain model for the scorer
+
+
+def test_an_adapter_only_sft_model_is_merged_into_its_base_first(tiny_model, tiny_adapters, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from genai_runtime.align.reward import start_model
+
+    assert start_model(tiny_model) == tiny_model
+    merged = start_model(tiny_adapters / "tenant-a", base=tiny_model)
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    before = AutoModelForCausalLM.from_pretrained(tiny_model).model.layers[0].self_attn.q_proj.weight
+    after = AutoModelForCausalLM.from_pretrained(merged).model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(before, after)  # the adapter is in the weights
+    with pytest.raises(UsageError, match="a LoRA adapter whose base model .* give it as base"):
+        start_model(tiny_adapters / "tenant-a", base=tmp_path)

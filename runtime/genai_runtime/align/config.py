@@ -68,6 +68,11 @@ class AlignTraining(_Strict):
 
 class _AlignConfig(_Strict):
     model: Path
+    """The model to start from: a model folder, a LoRA adapter folder (merged into ``base`` first), or a
+    ``genai train sft`` output (its ``merged/`` or ``model/``)."""
+    base: Path | None = None
+    """The base model under an adapter-only ``model`` (job: the ``base`` channel); default the adapter's
+    ``base_model_name_or_path``."""
     data: PairsData
     output_dir: Path
     checkpoint_dir: Path | None = None
@@ -132,6 +137,8 @@ def _load(
     job = current_job(environ)
     if job is not None:  # SageMaker's own /opt/ml/input/config files: what a custom entrypoint gets
         platform.update(job_overrides(job))
+        if "base" in job.channels:  # the foundation model under an adapter-only SFT model
+            platform.setdefault("base", str(job.channels["base"]))
     for key, value in {**platform, **(overrides or {})}.items():
         try:
             set_dotted(raw, key, value)

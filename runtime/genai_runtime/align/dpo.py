@@ -28,7 +28,7 @@ from typing import Any
 
 from .config import DpoRunConfig
 from .preferences import read_pairs, split_by_prompt
-from .reward import _model_folder, load_tokenizer, lora_targets
+from .reward import load_tokenizer, lora_targets, start_model
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def run_dpo(config: DpoRunConfig, progress: bool = True) -> dict[str, Any]:
 
     pairs = read_pairs(config.data.train)
     train, held_out = split_by_prompt(pairs, config.data.validation_fraction, config.training.seed)
-    folder = _model_folder(config.model)
+    folder = start_model(config.model, config.base)
     tokenizer = load_tokenizer(folder)
     set_seed(config.training.seed)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)

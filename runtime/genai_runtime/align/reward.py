@@ -56,6 +56,48 @@ def _model_folder(path: Path) -> Path:
     return path
 
 
+def start_model(model: Path, base: Path | None = None) -> Path:
+    """The folder of the model a run starts from.
+
+    ``model`` may be a model folder, a ``genai train sft`` output (its ``merged/``, else ``model/``), or a LoRA
+    adapter; an adapter is merged into its base (``base``, else the adapter's ``base_model_name_or_path``)
+    in a temporary folder first, so the reward head or the DPO reference sits on the SFT model itself.
+    """
+    for candidate in (model, model / "merged", model / "model"):
+        if (candidate / "config.json").is_file():
+            return candidate
+        if (candidate / "adapter_config.json").is_file():
+            return _merge_adapter(candidate, base)
+    raise UsageError(f"model={model}: not a model folder (no config.json or adapter_config.json in it)")
+
+
+def _merge_adapter(adapter: Path, base: Path | None) -> Path:
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if base is None:
+        named = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        base = Path(named) if named else None
+    if base is not None and not (base / "config.json").is_file() and (base / "model" / "config.json").is_file():
+        base = base / "model"  # a genai train sft output
+    if base is None or not (base / "config.json").is_file():
+        raise UsageError(
+            f"model={adapter}: a LoRA adapter whose base model {str(base) if base else '(unnamed)'} is not a "
+            "model folder here; give it as base (config: base, job: the 'base' channel)"
+        )
+    log.info("merging the adapter %s into %s", adapter, base)
+    merged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter
+    ).merge_and_unload()
+    out = Path(tempfile.mkdtemp(prefix="genai-align-start-"))
+    merged.save_pretrained(out)
+    load_tokenizer(adapter if (adapter / "tokenizer_config.json").is_file() else base).save_pretrained(out)
+    return out
+
+
 def reward_scores(model, tokenizer, texts: Sequence[str], max_length: int = 512, batch_size: int = 16) -> list[float]:
     """The reward head's logit for each text (already prompt + completion + EOS), in evaluation mode."""
     import torch
@@ -104,7 +146,7 @@ def build_reward_model(config: RewardRunConfig):
     from peft import LoraConfig, TaskType
     from transformers import AutoModelForSequenceClassification, set_seed
 
-    folder = _model_folder(config.model)
+    folder = start_model(config.model, config.base)
     tokenizer = load_tokenizer(folder)
     set_seed(config.training.seed)  # the new score head is random: seed it
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=torch.float32)
