@@ -189,3 +189,17 @@ def test_an_adapter_only_sft_model_is_merged_into_its_base_first(tiny_model, tin
     assert not torch.equal(before, after)  # the adapter is in the weights
     with pytest.raises(UsageError, match="a LoRA adapter whose base model .* give it as base"):
         start_model(tiny_adapters / "tenant-a", base=tmp_path)
+
+
+def test_a_failing_job_writes_its_reason_for_sagemaker(tmp_path, monkeypatch, capsys):
+    from genai_runtime.cli import main
+
+    root = tmp_path / "opt-ml"
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "resourceconfig.json").write_text('{"current_host": "algo-1", "hosts": ["algo-1"]}')
+    (root / "input" / "config" / "inputdataconfig.json").write_text('{"train": {}, "model": {}}')
+    (root / "input" / "config" / "hyperparameters.json").write_text('{"bta": "0.2"}')
+    monkeypatch.setenv("GENAI_SAGEMAKER_ROOT", str(root))
+    assert main(["align", "dpo", "train"]) == 2  # SageMaker's `<entrypoint> train`
+    assert "bta: unknown key" in (root / "output" / "failure").read_text()
+    assert "bta: unknown key" in capsys.readouterr().err
