@@ -558,3 +558,62 @@ def test_bad_alignment_settings(make, message):
 
     with pytest.raises(ValueError, match=message):
         eval(make, {"AlignmentGate": AlignmentGate, "RewardSource": RewardSource})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"method": "dpo"}, r"exactly one of base_model_package_version"),
+        ({"method": "dpo", "base_model_package_version": 1, "base_model_s3_uri": "s3://b/m/"}, r"exactly one"),
+        ({"method": "ppo", "base_model_package_version": 1}, r"method"),
+        ({"method": "rl", "base_model_package_version": 1}, r"method='rl' needs what scores the policy"),
+        ({"method": "reward", "base_model_package_version": 1, "beta": 0.1}, r"a reward model has no KL"),
+        ({"method": "dpo", "base_model_package_version": 1, "min_accuracy": 2}, r"min_accuracy"),
+        ({"method": "dpo", "base_model_package_version": 1, "gate": 0.5}, r"gate"),  # unknown key
+        (
+            {"method": "rl", "base_model_s3_uri": "s3://b/m/", "reward": {"kind": "classifier"}},
+            r"a classifier needs s3_uri",
+        ),
+        ({"method": "dpo", "base_model_package_version": 1, "instance_type": "ml.x9.huge"}, r"instance_type"),
+    ],
+)
+def test_alignment_config_is_checked_at_load_time(values, message):
+    from pydantic import ValidationError
+
+    from cdk_app.config import AlignmentConfig
+
+    with pytest.raises((ValidationError, ValueError), match=message):
+        AlignmentConfig(**values)
+
+
+@pytest.mark.slow
+def test_the_shipped_dev_app_aligns_with_dpo_beside_the_sft_pipeline(synthesized):
+    body = synthesized.body("dev", "training")
+    assert "AlignmentStateMachineArn" in body["Outputs"] and "FineTuningPipelineArn" in body["Outputs"]
+    definitions = [
+        _definition_of({"Resources": {"M": resource}})
+        for resource in body["Resources"].values()
+        if resource["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    commands = sorted(
+        d["States"]["Train"]["Parameters"]["AlgorithmSpecification"]["ContainerEntrypoint"][1] for d in definitions
+    )
+    assert commands == ["align", "train"]
+    dpo = next(d for d in definitions if "ResolveBaseModel" in d["States"])
+    assert dpo["States"]["Train"]["Parameters"]["AlgorithmSpecification"]["ContainerEntrypoint"] == [
+        "genai",
+        "align",
+        "dpo",
+    ]
+    assert dpo["States"]["QualityGate"]["Choices"][0]["Variable"] == "$.evaluation.metrics.preference_accuracy"
+    groups = [
+        r["Properties"]["ModelPackageGroupName"]
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::ModelPackageGroup"
+    ]
+    package = dpo["States"]["ResolveBaseModel"]["Parameters"]["ModelPackageName"]
+    assert any(package.endswith(f":model-package/{group.lower()}/1") for group in groups)  # the SFT group's version 1
+    for env in ("staging", "prod"):
+        for name, path in synthesized.templates.items():
+            if name[0] == env:
+                assert "AlignmentStateMachineArn" not in json.loads(path.read_text()).get("Outputs", {})
