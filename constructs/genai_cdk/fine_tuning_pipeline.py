@@ -369,9 +369,10 @@ class FineTuningPipeline(Construct):
         output_uri = f"s3://{self.artifacts_bucket.bucket_name}/jobs/"
         job_prefix = method if aligned else "sft"
         self._job_prefixes = (job_prefix,) if aligned else ("sft", "eval")
-        # With CompressionType NONE SageMaker uploads /opt/ml/model file by file under
-        # S3OutputPath/<job name>/output/model/ ("Uncompressed model output", SageMaker developer guide) instead of
-        # one model.tar.gz, so the Evaluate step can read metrics.json and the model package points at the prefix.
+        # With CompressionType NONE SageMaker uploads /opt/ml/model file by file instead of one model.tar.gz
+        # ("Uncompressed model output", SageMaker developer guide), under S3OutputPath/<job name>/output/model/ (the
+        # layout of the compressed output/model.tar.gz; not checked against a real job here), so the Evaluate step
+        # can read metrics.json and the model package points at the prefix.
         aligned_model_key = f"jobs/{job_prefix}-{{}}/output/model/"
         aligned_model_uri = f"s3://{self.artifacts_bucket.bucket_name}/{aligned_model_key}"
 
@@ -473,9 +474,10 @@ class FineTuningPipeline(Construct):
         evaluate: sfn.CustomState | tasks.CallAwsService
         if aligned:
             assert alignment_gate is not None
-            # The JSON property file: the Train job's own metrics.json, parsed into $.evaluation.metrics. An SDK
-            # integration's S3 GetObject returns the object's Body as a string (Step Functions, "AWS SDK service
-            # integrations"), which States.StringToJson turns into the JSON the gate reads.
+            # The JSON property file: the Train job's own metrics.json, parsed into $.evaluation.metrics. The SDK
+            # integration's S3 GetObject returns the object's Body as a string, which States.StringToJson turns
+            # into the JSON the gate reads (the usual Step Functions pattern; responses stay under 256 KiB, and a
+            # metrics.json is a few hundred bytes).
             evaluate = tasks.CallAwsService(
                 self,
                 "Evaluate",
