@@ -179,9 +179,10 @@ def accuracy(scorer: ClassifierScorer, rows: list[dict]) -> float:
 class ClassifierScorer:
     """Per-text scores of one label of a sequence classifier, the label chosen by name.
 
-    ``output="logit"``: the raw logit of ``label``; ``"probability"``: its softmax probability. The two
-    orders agree for a two-label model (the logit difference is monotonic in the probability) but
-    their scales differ: say which one a reward or a metric uses.
+    ``output="logit"``: the raw logit of ``label``; ``"probability"``: its softmax probability. Their
+    scales differ, and so can their order within a class: the probability follows the logit
+    *difference* between the labels, not one label's raw logit (measured on our classifier: two
+    near-certain polite texts rank differently). Say which one a reward or a metric uses.
     """
 
     def __init__(
