@@ -90,8 +90,8 @@ ALIGNMENT_RECORDED_METRICS: dict[str, tuple[str, ...]] = {
 # Channels of an alignment job, as the runtime's SageMaker contract reads them (genai_runtime.train.platform:
 # "train" is data.train, "model" is the model to train): "train" (preference pairs, or prompts for rl), "model"
 # (the SFT model it starts from), "base" (the foundation model under it, for an adapter-only SFT model) and, for
-# rl, "reward" (the reward model or classifier), named in the "reward" hyperparameter as `genai align rl --reward`
-# takes it (KIND:DIR[,label=L]).
+# rl, "classifier" (a classifier reward, where `genai align rl` looks for one) or "reward" (a reward model), named in
+# the "reward" hyperparameter as `genai align rl --reward` takes it (KIND:DIR[,label=L]).
 METRICS_FILE = "metrics.json"
 CHANNEL_ROOT = "/opt/ml/input/data"  # SageMaker's: a channel's files are in /opt/ml/input/data/<channel>/
 
@@ -151,9 +151,14 @@ class RewardSource:
             raise invalid("reward.label", label, "name the classifier's label to reward, e.g. 'nothate'.")
         return RewardSource("classifier", s3_uri=_require_s3_uri("reward.s3_uri", s3_uri), label=label)
 
+    @property
+    def channel(self) -> str:
+        """The job's channel: ``classifier`` (where ``genai align rl`` looks for a classifier reward) or ``reward``."""
+        return "classifier" if self.kind == "classifier" else "reward"
+
     def hyperparameters(self) -> dict[str, str]:
         """``reward``: the ``genai align rl --reward`` spec, ``KIND:DIR[,label=L]``, DIR in the job's reward channel."""
-        folder = f"{CHANNEL_ROOT}/reward" + (f"/{self.subfolder}" if self.subfolder else "")
+        folder = f"{CHANNEL_ROOT}/{self.channel}" + (f"/{self.subfolder}" if self.subfolder else "")
         return {"reward": f"{self.kind}:{folder}" + (f",label={self.label}" if self.label else "")}
 
 
@@ -437,7 +442,8 @@ class FineTuningPipeline(Construct):
         if aligned:
             channels = [_channel("train", "$.dataset"), _channel("model", sft_uri), _channel("base", base_uri)]
             if reward_uri is not None:
-                channels.append(_channel("reward", reward_uri))
+                assert reward is not None
+                channels.append(_channel(reward.channel, reward_uri))
         else:
             channels = [_channel("train", "$.dataset"), _channel("model", base_uri)]
         # torchrun over every NeuronCore/GPU and host of the job (SM_NUM_NEURONS, SM_HOSTS)

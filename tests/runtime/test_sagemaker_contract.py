@@ -515,3 +515,39 @@ def test_genai_align_as_sagemaker_runs_it_feeds_the_gate(aligned_definitions, me
     threshold = definition["States"]["QualityGate"]["Choices"][0]["NumericGreaterThanEquals"]
     expected = "Register" if written[metric] >= threshold else "BelowQualityGate"
     assert _run_gate(definition, document) == expected
+
+
+ALIGN_TOXICITY = Path(__file__).resolve().parents[1] / "data" / "align" / "toxicity.jsonl"
+
+
+@pytest.mark.slow
+def test_genai_align_rl_as_sagemaker_runs_it_feeds_the_gate(tmp_path):
+    """The real `genai align rl` in the job's layout: the policy in "model", prompts in "train", the local toxicity
+    classifier in "classifier"; then the upload, Evaluate and the reward and toxicity gates on its metrics.json."""
+    if not ALIGN_TOXICITY.is_file():
+        pytest.skip("tests/data/align/toxicity.jsonl (the align runtime's fixture) is not here")
+    from genai_cdk.fine_tuning_pipeline import RewardSource
+    from genai_runtime.align.toxicity import PROMPTS, read_labelled, train_classifier, write_prompts, write_tiny_policy
+
+    rows = read_labelled(ALIGN_TOXICITY)
+    classifier = Path(train_classifier(rows, tmp_path / "classifier", seed=0).model_dir)
+    policy = write_tiny_policy(tmp_path / "policy", rows, seed=0)
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS)
+    definition = _aligned_definition(
+        "rl", reward=RewardSource.classifier("s3://my-models/toxicity-classifier/", label="not_toxic"), beta=0.05
+    )
+    train_state = definition["States"]["Train"]
+    channels = {"train": prompts, "model": policy, "base": policy, "classifier": classifier}
+    # max_steps: a short run once `genai align rl` reads the job's hyperparameters (today it reads only its channels,
+    # so this run takes the CLI's default steps: about 2.5 minutes on 2 CPU cores)
+    hyperparameters = {**_hyperparameters(definition), "max_steps": "2"}
+    job = Job(tmp_path / "job", train_state, hyperparameters, channels)
+    assert job.command == ["genai", "align", "rl"]
+    done = job.run(timeout=600)
+    assert done.returncode == 0, (job.failure, done.stdout[-3000:], done.stderr[-3000:])
+    written = json.loads((job.root / "model" / "metrics.json").read_text())
+    assert written["method"] == "rl" and "toxicity_improvement" in written  # a classifier reward measures toxicity
+    document = _evaluate(definition, _upload_uncompressed(train_state, job.root / "model"))
+    assert document["evaluation"]["metrics"] == written
+    passes = written["reward_gain"] > 0 and written["toxicity_improvement"] >= 0
+    assert _run_gate(definition, document) == ("Register" if passes else "BelowQualityGate")

@@ -336,7 +336,7 @@ def aligned(tmp_path_factory):
     [
         ("reward", {"train", "model", "base"}),
         ("dpo", {"train", "model", "base"}),
-        ("rl", {"train", "model", "base", "reward"}),
+        ("rl", {"train", "model", "base", "classifier"}),
         ("rl-package", {"train", "model", "base", "reward"}),
     ],
 )
@@ -378,7 +378,7 @@ def test_alignment_hyperparameters_carry_beta_and_the_reward_source(aligned):
     assert hp["reward"] == {}  # no SFT "evaluate" default: genai align has its own config
     assert hp["dpo"] == {"beta": "0.1", "learning_rate": "5e-6"}
     # `genai align rl --reward KIND:DIR[,label=L]`, DIR in the job's reward channel
-    assert hp["rl"] == {"beta": "0.2", "reward": "classifier:/opt/ml/input/data/reward,label=nothate"}
+    assert hp["rl"] == {"beta": "0.2", "reward": "classifier:/opt/ml/input/data/classifier,label=nothate"}
     assert hp["rl-package"] == {"reward": "reward-model:/opt/ml/input/data/reward/model"}
     rl = aligned["rl-package"][2]["States"]
     assert rl["ResolveBaseModel"]["Next"] == "ResolveRewardModel" and rl["ResolveRewardModel"]["Next"] == "Train"
