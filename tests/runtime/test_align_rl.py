@@ -121,6 +121,13 @@ def test_target_reward_stops_early(setup, tmp_path):
     assert len((tmp_path / "run" / "rl_log.jsonl").read_text().splitlines()) == 1
 
 
+def test_target_toxicity_stops_early(setup, tmp_path):
+    from genai_runtime.align.rl import run_rl
+
+    result = run_rl(_config(setup, tmp_path / "run", target_toxicity=1.0, max_steps=10, eval_samples=1), progress=False)
+    assert result.stopped_by == "target_toxicity" and result.steps == 1
+
+
 def test_rloo_runs_with_a_python_reward_and_no_classifier(setup, tmp_path, monkeypatch):
     from genai_runtime.align.rl import RewardSpec, run_rl
 

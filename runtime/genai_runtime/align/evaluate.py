@@ -80,7 +80,7 @@ def mean_kl(model, tokenizer, prompts: Sequence[str], completions: Sequence[str]
     disabled."""
     policy = completion_logprobs(model, tokenizer, prompts, completions)
     if reference is not None:
-        ref = completion_logprobs(reference, tokenizer, prompts, completions)
+        ref = completion_logprobs(reference.to(model.device), tokenizer, prompts, completions)
     elif hasattr(model, "disable_adapter"):
         with model.disable_adapter():
             ref = completion_logprobs(model, tokenizer, prompts, completions)
@@ -114,7 +114,6 @@ def evaluate_alignment(
     show: int = 8,
 ) -> dict:
     from ..models.io import load_causal_lm
-    from ..train.evaluate import load_trained
     from .rl import RewardModelReward, read_prompts, relative_improvement
     from .toxicity import ClassifierScorer
 
@@ -131,9 +130,7 @@ def evaluate_alignment(
     }
     base_model, base_tokenizer = load_causal_lm(base)
     before, repeated = sample_completions(base_model, base_tokenizer, held_out, **sampling)
-    tuned_model, tuned_tokenizer = load_trained(Path(tuned))
-    if tuned_tokenizer.pad_token is None:
-        tuned_tokenizer.pad_token = tuned_tokenizer.eos_token
+    tuned_model, tuned_tokenizer = _load_tuned(Path(base), Path(tuned))
     after, _ = sample_completions(tuned_model, tuned_tokenizer, held_out, **sampling)
 
     toxic_before = [1.0 - p for p in scorer(before)]
@@ -181,6 +178,24 @@ def evaluate_alignment(
     rl_log = Path(tuned).parent / "rl_log.jsonl"
     plot(report, _read_jsonl(rl_log) if rl_log.is_file() else [], out / "evaluation.png")
     return report
+
+
+def _load_tuned(base: Path, tuned: Path):
+    """A full model folder, or a PEFT adapter put on ``--base`` (not on the path its config recorded at
+    training time, which need not exist here)."""
+    from ..models.io import load_causal_lm, require_model_dir
+
+    if not (tuned / "adapter_config.json").is_file():
+        return load_causal_lm(require_model_dir(tuned, "--tuned"))
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    model, tokenizer = load_causal_lm(base)
+    if (tuned / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(tuned)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return PeftModel.from_pretrained(model, tuned).eval(), tokenizer
 
 
 def _read_jsonl(path: Path) -> list[dict]:

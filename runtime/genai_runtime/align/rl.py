@@ -426,7 +426,7 @@ def _read_log(path: Path) -> list[dict]:
 
 
 def _trainer(
-    config: RLConfig, model, tokenizer, rewards: list[Callable], weights: list[float], dataset, progress: bool
+    config: RLConfig, model, tokenizer, rewards: list[Any], weights: list[float], dataset, progress: bool
 ):
     import torch
 
