@@ -210,3 +210,18 @@ def test_cli_rl_with_a_reward_spec(setup, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["beta"] == 0 and metrics["algorithm"] == "rloo" and metrics["steps"] == 2
     assert "toxicity_after" in metrics
+
+
+def test_a_jobs_hyperparameters_become_rl_flags():
+    from genai_runtime.cli import build_parser
+    from genai_runtime.cli.align_rl import _apply_hyperparameters
+    from genai_runtime.errors import UsageError
+
+    args = build_parser().parse_args(["align", "rl", "--max-steps=7"])
+    hyperparameters = {"max_steps": "2", "beta": "0", "reward": "classifier:/opt/ml/input/data/classifier,label=x"}
+    _apply_hyperparameters(args, {**hyperparameters, "algorithm": "rloo", "full": "true"})
+    assert args.max_steps == 7  # the command line wins
+    assert args.beta == 0.0 and args.algorithm == "rloo" and args.full is True
+    assert args.reward == ["classifier:/opt/ml/input/data/classifier,label=x"]
+    with pytest.raises(UsageError, match="--epochs"):
+        _apply_hyperparameters(build_parser().parse_args(["align", "rl"]), {"epochs": "3"})

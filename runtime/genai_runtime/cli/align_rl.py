@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rl.add_argument("--target-reward", type=float, help="stop once a step's mean reward reaches this")
     rl.add_argument("--target-toxicity", type=float, help="stop once a step's toxicity falls to this (classifier)")
     rl.add_argument("--seed", type=int, default=0)
-    rl.set_defaults(run=_records_failure(_rl))
+    rl.set_defaults(run=_records_failure(_rl), parser=rl)
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -130,6 +130,7 @@ def _rl(args: argparse.Namespace) -> int:
 
     job = current_job()
     if job is not None:
+        _apply_hyperparameters(args, job.hyperparameters)
         args.policy = args.policy or job.channels.get("model")
         args.prompts = args.prompts or job.channels.get("train")
         args.out = args.out or job.model_dir
@@ -171,6 +172,32 @@ def _rl(args: argparse.Namespace) -> int:
     )
     print(json.dumps(run_rl(config).metrics(), indent=2))
     return 0
+
+
+def _apply_hyperparameters(args: argparse.Namespace, hyperparameters: dict[str, str]) -> None:
+    """The job's hyperparameters (strings) as ``genai align rl`` flags: ``max_steps`` is ``--max-steps``,
+    ``reward`` a ``--reward`` spec; a flag given on the command line wins. An unknown key is a UsageError."""
+    from ..errors import UsageError
+
+    parser: argparse.ArgumentParser = args.parser
+    argv = []
+    for key, value in hyperparameters.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "full":
+            argv += [flag] if str(value).lower() in ("true", "1", "yes") else []
+        else:
+            argv.append(f"{flag}={value}")
+    try:
+        from_job, unknown = parser.parse_known_args(argv)
+    except SystemExit:
+        raise UsageError(f"hyperparameters {hyperparameters}: a value is not valid for genai align rl") from None
+    if unknown:
+        raise UsageError(f"hyperparameters: {', '.join(unknown)} are not genai align rl flags")
+    for name, value in vars(from_job).items():
+        if name in ("run", "parser") or not any(f"--{name.replace('_', '-')}" == a.split("=")[0] for a in argv):
+            continue
+        if getattr(args, name) == parser.get_default(name):  # not given on the command line
+            setattr(args, name, value)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
