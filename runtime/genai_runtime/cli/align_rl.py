@@ -126,7 +126,7 @@ def _classifier(args: argparse.Namespace) -> int:
 def _rl(args: argparse.Namespace) -> int:
     from ..align.rl import DEFAULT_BETA, RewardSpec, RLConfig, run_rl
     from ..errors import UsageError
-    from ..train.platform import current_job
+    from ..train.platform import DEFAULT_ROOT, current_job
 
     job = current_job()
     if job is not None:
@@ -136,6 +136,12 @@ def _rl(args: argparse.Namespace) -> int:
         args.out = args.out or job.model_dir
         if not args.reward and "classifier" in job.channels:
             args.reward = [f"classifier:{job.channels['classifier']}"]
+        # A reward spec names /opt/ml/input/data/CHANNEL; where GENAI_SAGEMAKER_ROOT moved /opt/ml, follow it.
+        if str(job.root) != DEFAULT_ROOT:
+            args.reward = [
+                spec.replace(f":{DEFAULT_ROOT}/", f":{job.root}/", 1) if f":{DEFAULT_ROOT}/" in spec else spec
+                for spec in args.reward
+            ]
     missing = [f"--{name}" for name in ("policy", "prompts", "out") if getattr(args, name) is None]
     if missing:
         raise UsageError(f"{', '.join(missing)}: required outside a SageMaker job")
