@@ -74,7 +74,7 @@ test: setup setup-gptq setup-sagemaker
 
 ## bench: run every benchmark; results land in bench/results/*.json
 bench: setup
-	for b in synth_speed server_overhead serve_throughput quantization train_overhead rag; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
+	for b in synth_speed server_overhead serve_throughput quantization train_overhead rag align; do PYTHONPATH=. $(PY) -m bench.$$b || exit 1; done
 
 ## lint: ruff's lint rules and its formatting check over the whole tree, then mypy over constructs/ and runtime/
 # ([tool.mypy] in pyproject.toml): what .ci/run runs before the tests

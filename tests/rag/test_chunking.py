@@ -131,7 +131,6 @@ def test_no_text_is_lost(lines, size, overlap):
 def test_defaults_are_the_measured_ones(size):
     # bench/results/rag.json records what these were chosen on; the CLI mirrors them.
     from genai_runtime.cli import rag as cli
-
     from genai_runtime.rag.search import SearchOptions
 
     assert (cli.CHUNK_SIZE, cli.CHUNK_OVERLAP, cli.FETCH_K) == (size, DEFAULT_CHUNK_OVERLAP, SearchOptions().fetch_k)

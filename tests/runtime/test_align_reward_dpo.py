@@ -203,3 +203,25 @@ def test_a_failing_job_writes_its_reason_for_sagemaker(tmp_path, monkeypatch, ca
     assert main(["align", "dpo", "train"]) == 2  # SageMaker's `<entrypoint> train`
     assert "bta: unknown key" in (root / "output" / "failure").read_text()
     assert "bta: unknown key" in capsys.readouterr().err
+
+
+def test_a_model_package_archive_is_unpacked_and_a_hostile_one_refused(tiny_model, tmp_path):
+    import tarfile
+
+    from genai_runtime.align.reward import start_model
+
+    channel = tmp_path / "model"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as bundle:  # what ModelDataUrl names
+        for file in Path(tiny_model).iterdir():
+            bundle.add(file, arcname=file.name)
+    started = start_model(channel)
+    assert (started / "config.json").is_file() and started != channel
+
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (tmp_path / "evil.txt").write_text("x")
+    with tarfile.open(hostile / "model.tar.gz", "w:gz") as bundle:
+        bundle.add(tmp_path / "evil.txt", arcname="../evil.txt")
+    with pytest.raises(UsageError, match="cannot unpack the model archive"):
+        start_model(hostile)

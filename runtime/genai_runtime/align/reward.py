@@ -62,13 +62,33 @@ def start_model(model: Path, base: Path | None = None) -> Path:
     ``model`` may be a model folder, a ``genai train sft`` output (its ``merged/``, else ``model/``), or a LoRA
     adapter; an adapter is merged into its base (``base``, else the adapter's ``base_model_name_or_path``)
     in a temporary folder first, so the reward head or the DPO reference sits on the SFT model itself.
+    A ``model.tar.gz`` (what a model package's ``ModelDataUrl`` names, and so what the pipeline's ``model``
+    channel receives for ``base_model_package_arn``) is unpacked first.
     """
+    archive = model if model.is_file() else model / "model.tar.gz"
+    if archive.is_file() and archive.name.endswith((".tar.gz", ".tgz")):
+        return start_model(_unpack(archive), base)
     for candidate in (model, model / "merged", model / "model"):
         if (candidate / "config.json").is_file():
             return candidate
         if (candidate / "adapter_config.json").is_file():
             return _merge_adapter(candidate, base)
     raise UsageError(f"model={model}: not a model folder (no config.json or adapter_config.json in it)")
+
+
+def _unpack(archive: Path) -> Path:
+    """``archive`` extracted into a temporary folder; tarfile's ``data`` filter refuses absolute paths,
+    ``..``, links out of the folder and device files (a model package is not trusted input)."""
+    import tarfile
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="genai-align-model-"))
+    try:
+        with tarfile.open(archive, "r:gz") as bundle:
+            bundle.extractall(out, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise UsageError(f"model={archive}: cannot unpack the model archive: {error}") from None
+    return out
 
 
 def _merge_adapter(adapter: Path, base: Path | None) -> Path:

@@ -425,9 +425,7 @@ def _read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _trainer(
-    config: RLConfig, model, tokenizer, rewards: list[Any], weights: list[float], dataset, progress: bool
-):
+def _trainer(config: RLConfig, model, tokenizer, rewards: list[Any], weights: list[float], dataset, progress: bool):
     import torch
 
     common: dict[str, Any] = {

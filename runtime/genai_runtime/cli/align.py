@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from . import align_label, align_rl
 from ._args import fraction_or_bound, positive_float, positive_int
 
 
@@ -53,10 +52,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     dpo.add_argument("--method", choices=["dpo", "orpo"], help="dpo (default) or orpo (trl.experimental)")
     dpo.set_defaults(run=_records_failure(_dpo))
 
-    # Engineers B and C add these groups' commands; the integrator replaces this with direct imports.
-    for name in ("align_rl", "align_label"):
-        if importlib.util.find_spec(f"genai_runtime.cli.{name}") is not None:
-            importlib.import_module(f"genai_runtime.cli.{name}").register(sub)
+    align_rl.register(sub)  # classifier, rl, evaluate
+    align_label.register(sub)  # label start|status|fetch
 
 
 FLAGS = {
