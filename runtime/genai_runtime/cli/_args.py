@@ -71,3 +71,27 @@ def fraction_or_bound(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} must lie between 0 and 1")
     return value
+
+
+def records_failure(group: str):
+    """Inside a SageMaker job, a failure's reason goes to /opt/ml/output/failure (the job's FailureReason):
+    ``set_defaults(run=records_failure("train")(_sft))``."""
+    import functools
+
+    def decorate(run):
+        @functools.wraps(run)
+        def wrapped(args: argparse.Namespace) -> int:
+            from ..train.platform import record_failure
+
+            try:
+                code = run(args)
+            except Exception as error:
+                record_failure(error)
+                raise
+            if code:
+                record_failure(RuntimeError(f"genai {group} {args.command} exited with status {code}"))
+            return code
+
+        return wrapped
+
+    return decorate

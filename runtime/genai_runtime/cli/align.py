@@ -12,14 +12,15 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import align_label, align_rl
-from ._args import fraction_or_bound, positive_float, positive_int
+from ._args import fraction_or_bound, positive_float, positive_int, records_failure
+
+_records_failure = records_failure("align")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -125,25 +126,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         except json.JSONDecodeError:
             found[key] = value
     return found
-
-
-def _records_failure(run):
-    """Inside a SageMaker job, a failure's reason goes to /opt/ml/output/failure (the job's FailureReason)."""
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        from ..train.platform import record_failure
-
-        try:
-            code = run(args)
-        except Exception as error:
-            record_failure(error)
-            raise
-        if code:
-            record_failure(RuntimeError(f"genai align {args.command} exited with status {code}"))
-        return code
-
-    return wrapped
 
 
 def _summary(metrics: dict[str, Any]) -> str:

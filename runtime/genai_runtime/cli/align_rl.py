@@ -9,11 +9,12 @@ job ``rl`` reads its inputs from the job's channels (``model``: the policy, ``tr
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from pathlib import Path
 
-from ._args import non_negative_int, positive_float, positive_int
+from ._args import non_negative_int, positive_float, positive_int, records_failure
+
+_records_failure = records_failure("align")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,25 +92,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-new-tokens", type=positive_int, default=24)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(run=_evaluate)
-
-
-def _records_failure(run):
-    """Inside a SageMaker job, a failure's reason goes to /opt/ml/output/failure (the job's FailureReason)."""
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        from ..train.platform import record_failure
-
-        try:
-            code = run(args)
-        except Exception as error:
-            record_failure(error)
-            raise
-        if code:
-            record_failure(RuntimeError(f"genai align {args.command} exited with status {code}"))
-        return code
-
-    return wrapped
 
 
 def _classifier(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..train.slurm import DEFAULT_INSTANCE_TYPE, DEFAULT_VENV, SHARED_ROOT
-from ._args import positive_float, positive_int
+from ._args import positive_float, positive_int, records_failure
+
+_records_failure = records_failure("train")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -137,26 +139,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--dataset", required=True, help="s3://BUCKET/KEY of the training data")
     submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     submit.set_defaults(run=_submit)
-
-
-def _records_failure(run):
-    """Inside a SageMaker job, a failure's reason goes to /opt/ml/output/failure (the job's FailureReason)."""
-    import functools
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        from ..train.platform import record_failure
-
-        try:
-            code = run(args)
-        except Exception as error:
-            record_failure(error)
-            raise
-        if code:
-            record_failure(RuntimeError(f"genai train {args.command} exited with status {code}"))
-        return code
-
-    return wrapped
 
 
 def _sft_arguments(parser: argparse.ArgumentParser) -> None:
