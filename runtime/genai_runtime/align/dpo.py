@@ -28,7 +28,7 @@ from typing import Any
 
 from .config import DpoRunConfig
 from .preferences import read_pairs, split_by_prompt
-from .reward import load_tokenizer, lora_targets, start_model
+from .reward import load_tokenizer, lora_targets, start_model, trainer_arguments
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,6 @@ def run_dpo(config: DpoRunConfig, progress: bool = True) -> dict[str, Any]:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, set_seed
 
-    from ..train.sft import precision_arguments
-
     pairs = read_pairs(config.data.train)
     train, held_out = split_by_prompt(pairs, config.data.validation_fraction, config.training.seed)
     folder = start_model(config.model, config.base)
@@ -126,27 +124,7 @@ def run_dpo(config: DpoRunConfig, progress: bool = True) -> dict[str, Any]:
             lora_dropout=config.lora.dropout,
             target_modules=lora_targets(config.lora.target_modules, model.config.model_type),
         )
-    training = config.training
-    common: dict[str, Any] = dict(
-        output_dir=str(config.checkpoints),
-        num_train_epochs=training.epochs,
-        max_steps=training.max_steps,
-        learning_rate=training.learning_rate,
-        per_device_train_batch_size=training.batch_size,
-        per_device_eval_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        max_length=training.max_length,
-        logging_steps=training.logging_steps,
-        save_strategy="no",
-        seed=training.seed,
-        data_seed=training.seed,
-        report_to="none",
-        gradient_checkpointing=training.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not progress,
-        beta=config.beta,
-        **precision_arguments(training.precision),
-    )
+    common: dict[str, Any] = dict(trainer_arguments(config, progress), beta=config.beta)
     config.checkpoints.mkdir(parents=True, exist_ok=True)
     # The reference is the starting policy (the frozen base, or with LoRA the base with the adapter off):
     # its held-out log-probabilities are measured once, before training.

@@ -76,6 +76,34 @@ def start_model(model: Path, base: Path | None = None) -> Path:
     raise UsageError(f"model={model}: not a model folder (no config.json or adapter_config.json in it)")
 
 
+def trainer_arguments(config: Any, progress: bool) -> dict[str, Any]:
+    """The training arguments the reward and DPO trainers share (both configs carry ``training``)."""
+    import torch
+
+    from ..train.sft import precision_arguments
+
+    training = config.training
+    return dict(
+        output_dir=str(config.checkpoints),
+        num_train_epochs=training.epochs,
+        max_steps=training.max_steps,
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.batch_size,
+        per_device_eval_batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        max_length=training.max_length,
+        logging_steps=training.logging_steps,
+        save_strategy="no",
+        seed=training.seed,
+        data_seed=training.seed,
+        report_to="none",
+        gradient_checkpointing=training.gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not progress,
+        **precision_arguments(training.precision),
+    )
+
+
 def _unpack(archive: Path) -> Path:
     """``archive`` extracted into a temporary folder; tarfile's ``data`` filter refuses absolute paths,
     ``..``, links out of the folder and device files (a model package is not trusted input)."""
@@ -185,11 +213,8 @@ def build_reward_model(config: RewardRunConfig):
 
 
 def run_reward(config: RewardRunConfig, progress: bool = True) -> dict[str, Any]:
-    import torch
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
-
-    from ..train.sft import precision_arguments
 
     pairs = read_pairs(config.data.train)
     train, held_out = split_by_prompt(pairs, config.data.validation_fraction, config.training.seed)
@@ -197,25 +222,9 @@ def run_reward(config: RewardRunConfig, progress: bool = True) -> dict[str, Any]
     training = config.training
     config.checkpoints.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = dict(
-        output_dir=str(config.checkpoints),
-        num_train_epochs=training.epochs,
-        max_steps=training.max_steps,
-        learning_rate=training.learning_rate,
-        per_device_train_batch_size=training.batch_size,
-        per_device_eval_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        max_length=training.max_length,
-        logging_steps=training.logging_steps,
-        save_strategy="no",
-        seed=training.seed,
-        data_seed=training.seed,
-        report_to="none",
-        gradient_checkpointing=training.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not progress,
+        trainer_arguments(config, progress),
         center_rewards_coefficient=config.center_rewards_coefficient,
         dataset_num_proc=None,
-        **precision_arguments(training.precision),
     )
     trainer: Any = RewardTrainer(
         model=model,
