@@ -110,6 +110,23 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     )
 
 
+def install_fallbacks(app: Any, logger: Any, operation: str) -> None:
+    """A JSON 404 for a route the API does not have, and a JSON 500 (logged) for anything unforeseen,
+    on a Powertools resolver whose only operation is ``operation`` (e.g. ``POST /query``)."""
+
+    @app.not_found
+    def _unknown(_: Exception) -> Response:
+        event = app.current_event
+        return error_response(
+            404, f"{event.http_method} {event.path} is not an operation of this API; send {operation}"
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(problem: Exception) -> Response:
+        logger.exception(f"{operation} failed")
+        return error_response(500, "internal error; see the function's logs")
+
+
 def usage_response(error: UsageError) -> Response:
     return error_response(413 if isinstance(error, PayloadTooLarge) else 400, str(error))
 

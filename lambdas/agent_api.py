@@ -26,6 +26,7 @@ from ._requests import (
     body_text,
     dependency_response,
     error_response,
+    install_fallbacks,
     parse_json_body,
     proxy_error,
     proxy_event_problem,
@@ -82,16 +83,7 @@ def invoke() -> Response:
     return _reply(200, reply.to_json())
 
 
-@app.not_found
-def _unknown(_: Exception) -> Response:
-    event = app.current_event
-    return error_response(404, f"{event.http_method} {event.path} is not an operation of this API; send POST /invoke")
-
-
-@app.exception_handler(Exception)
-def _unexpected(problem: Exception) -> Response:
-    logger.exception("invoke failed")
-    return error_response(500, "internal error; see the function's logs")
+install_fallbacks(app, logger, "POST /invoke")
 
 
 @logger.inject_lambda_context

@@ -40,6 +40,7 @@ from ._requests import (
     body_text,
     dependency_response,
     error_response,
+    install_fallbacks,
     parse_json_body,
     proxy_error,
     proxy_event_problem,
@@ -138,10 +139,6 @@ def chain() -> RagChain:
     )
 
 
-def error(status: int, message: str) -> Response:
-    return error_response(status, message)
-
-
 def parse(body: str | None) -> QueryRequest:
     request = parse_json_body(body, QueryRequest, MAX_BODY_BYTES, '{"question": "..."}')
     default = os.environ.get(names.DEFAULT_SEARCH_TYPE)  # the store's (RagApi sets it): Serverless has no hybrid
@@ -185,7 +182,7 @@ def query() -> Response:
         request = parse(body_text(app.current_event.raw_event))
         answer = _answer(request)
     except ConfigurationError as problem:
-        return error(500, str(problem))
+        return error_response(500, str(problem))
     except DependencyError as problem:  # before UsageError: a model that refused our request is not the caller's 400
         logger.exception("a dependency failed")
         return dependency_response(problem)
@@ -193,20 +190,11 @@ def query() -> Response:
         return usage_response(problem)
     except GenerationError as problem:
         logger.exception("generation failed")
-        return error(502, f"the model endpoint failed: {problem}")
+        return error_response(502, f"the model endpoint failed: {problem}")
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(answer))
 
 
-@app.not_found
-def _unknown(_: Exception) -> Response:
-    event = app.current_event
-    return error(404, f"{event.http_method} {event.path} is not an operation of this API; send POST /query")
-
-
-@app.exception_handler(Exception)
-def _unexpected(problem: Exception) -> Response:
-    logger.exception("query failed")
-    return error(500, "internal error; see the function's logs")
+install_fallbacks(app, logger, "POST /query")
 
 
 @logger.inject_lambda_context

@@ -16,12 +16,10 @@ A DPO run adds ``beta`` (and ``method: orpo`` for ORPO, which needs no reference
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genai_contracts.train_config import describe, set_dotted
@@ -118,21 +116,11 @@ def _load(
     kind: type[Config], path: str | Path | None, overrides: dict[str, Any] | None, environ: dict[str, str] | None
 ) -> Config:
     """Config file, then the SageMaker contract, then explicit overrides (dotted keys)."""
-    from ..train.config import sagemaker_overrides
+    from ..train.config import read_config_file, sagemaker_overrides
     from ..train.platform import current_job, job_overrides
 
     environ = dict(os.environ if environ is None else environ)
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"--config={path}: no such file")
-        try:
-            raw = (json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())) or {}
-        except (json.JSONDecodeError, yaml.YAMLError) as error:
-            raise UsageError(f"--config={path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
-        if not isinstance(raw, dict):
-            raise UsageError(f"--config={path}: expected a mapping of keys")
+    raw = read_config_file(path)
     platform: dict[str, Any] = dict(sagemaker_overrides(environ))  # the Training Toolkit's SM_*, where it ran
     job = current_job(environ)
     if job is not None:  # SageMaker's own /opt/ml/input/config files: what a custom entrypoint gets

@@ -31,22 +31,28 @@ SAGEMAKER_CHECKPOINTS = Path("/opt/ml/checkpoints")
 __all__ = ["DataConfig", "LoraSettings", "PromptTuningSettings", "TrainConfig", "TrainingSettings", "load_config"]
 
 
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """The mapping a ``--config`` YAML or JSON file holds (empty without one); a ``UsageError`` otherwise."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--config={path}: no such file")
+    try:
+        raw = (json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())) or {}
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise UsageError(f"--config={path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"--config={path}: expected a mapping of keys")
+    return raw
+
+
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> TrainConfig:
     """Config file, then the SageMaker contract, then explicit overrides (dotted keys)."""
     environ = dict(os.environ if environ is None else environ)
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"--config={path}: no such file")
-        try:
-            raw = (json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())) or {}
-        except (json.JSONDecodeError, yaml.YAMLError) as error:
-            raise UsageError(f"--config={path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
-        if not isinstance(raw, dict):
-            raise UsageError(f"--config={path}: expected a mapping of keys")
+    raw = read_config_file(path)
     from .platform import TRAINER_VARIABLE, current_job, job_overrides
 
     platform: dict[str, Any] = {}
